@@ -1,0 +1,1 @@
+"""Python client of Satchel. The generated stubs live in `satchel.v1`."""
