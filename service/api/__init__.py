@@ -1,0 +1,1 @@
+"""The gRPC edge: servicer (proto <-> domain only), status mapping, server factory."""
