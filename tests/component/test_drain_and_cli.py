@@ -1,0 +1,105 @@
+"""Subprocess tests: SIGTERM drains in-flight calls and exits 0; the CLI's commands."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+    ProtoReflectionDescriptorDatabase,
+)
+from support.processes import REPO_ROOT
+
+from satchel.v1 import token_service_pb2 as pb
+from satchel.v1 import token_service_pb2_grpc as pb_grpc
+
+SLOW_SERVER = str(REPO_ROOT / "tests" / "support" / "slow_server.py")
+
+
+def satchel(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+        check=False,
+    )
+
+
+@pytest.mark.asyncio
+async def test_sigterm_lets_in_flight_call_finish_refuses_new_ones_and_exits_0(spawn) -> None:
+    proc = spawn(SLOW_SERVER, env={"SLOW_SECONDS": "2"})
+    address = await asyncio.to_thread(proc.wait_listening)
+    request = pb.IssueTokenRequest(player_id="p1", permissions=[pb.PERMISSION_READ])
+    async with grpc.aio.insecure_channel(address) as channel:
+        in_flight = asyncio.ensure_future(
+            pb_grpc.TokenServiceStub(channel).IssueToken(request, timeout=20)
+        )
+        await asyncio.to_thread(proc.wait_for, "in flight: IssueToken")
+        proc.terminate()
+        await asyncio.to_thread(proc.wait_for, "draining")
+
+        async with grpc.aio.insecure_channel(address) as late_channel:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await pb_grpc.TokenServiceStub(late_channel).IssueToken(request, timeout=3)
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+        reply = await in_flight
+        assert list(reply.permissions) == [pb.PERMISSION_READ]
+    assert await asyncio.to_thread(proc.wait) == 0
+
+
+def test_serve_from_config_answers_health_and_exits_0_on_sigterm(spawn, tmp_path: Path) -> None:
+    config = tmp_path / "satchel.toml"
+    config.write_text('[server]\nlisten = "127.0.0.1:0"\ngrace_seconds = 1\n')
+    proc = spawn("-m", "service", "serve", "--config", str(config))
+    address = proc.wait_listening()
+
+    checked = satchel("health", "--target", address)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.strip() == f"{address}: SERVING"
+
+    proc.terminate()
+    assert proc.wait() == 0
+
+
+def test_health_fails_when_nothing_answers() -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago and has no listener
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    checked = satchel("health", "--target", f"127.0.0.1:{port}", "--timeout", "1")
+    assert checked.returncode == 1
+    assert "UNAVAILABLE" in checked.stderr or "DEADLINE_EXCEEDED" in checked.stderr
+
+
+def test_dev_starts_with_reflection_on_loopback(spawn) -> None:
+    proc = spawn("-m", "service", "dev", "--listen", "127.0.0.1:0")
+    address = proc.wait_listening()
+    assert address.startswith("127.0.0.1:")
+    with grpc.insecure_channel(address) as channel:
+        services = ProtoReflectionDescriptorDatabase(channel).get_services()
+        assert "satchel.v1.TokenService" in services
+    proc.terminate()
+    assert proc.wait() == 0
+
+
+def test_bad_config_stops_the_start_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "satchel.toml"
+    config.write_text('[server]\ngrace_seconds = "soon"\n')
+    result = satchel("serve", "--config", str(config))
+    assert result.returncode == 2
+    assert "'server.grace_seconds'" in result.stderr
+    assert "expected float, got str" in result.stderr
+
+
+def test_version_matches_the_installed_package() -> None:
+    result = satchel("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"satchel {version('satchel')}"

@@ -1,0 +1,48 @@
+"""Fixtures shared by every test directory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import grpc
+import pytest
+import pytest_asyncio
+from support.processes import ServerProcess
+
+from service.api.server import SatchelServer, build_server
+from service.config import ServerSettings
+
+
+@pytest_asyncio.fixture
+async def server() -> AsyncIterator[SatchelServer]:
+    """The real server, in-process, on a free loopback port, with reflection on."""
+    built = build_server(ServerSettings(listen="127.0.0.1:0", reflection=True, grace_seconds=1))
+    await built.start()
+    try:
+        yield built
+    finally:
+        await built.server.stop(None)
+
+
+@pytest_asyncio.fixture
+async def channel(server: SatchelServer) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(server.address) as chan:
+        yield chan
+
+
+Spawn = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawn]:
+    """`spawn(*python_args, env=...)` starts a child; any still running at the end is killed."""
+    started: list[ServerProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
+        proc = ServerProcess(args, env)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()

@@ -1,0 +1,1 @@
+"""Helpers shared by Satchel's tests (importable because pytest's pythonpath has tests/)."""
