@@ -1,0 +1,56 @@
+# Two commands matter on a fresh machine (Python 3.11+ and make):
+#   make run    install into .venv and run Satchel on the embedded emulator
+#   make test   install into .venv with the test extra, lint, type-check, test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+RUN_STAMP  := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+LINTED := service clients/python/satchel tests scripts bench
+
+.PHONY: run test lint typecheck unit proto bench venv clean
+
+run: $(RUN_STAMP)
+	$(BIN)/satchel dev
+
+test: lint typecheck unit
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+
+typecheck: $(TEST_STAMP)
+	$(BIN)/mypy service clients/python/satchel
+
+unit: $(TEST_STAMP)
+	$(BIN)/pytest
+
+# Regenerate the committed stubs in clients/python/satchel/v1 from protos/.
+proto: $(TEST_STAMP)
+	$(BIN)/python scripts/gen_protos.py
+
+bench: $(TEST_STAMP)
+	$(BIN)/python -m bench
+
+# A venv is stale when its interpreter is gone or older than 3.11 (for
+# example after a Python upgrade): rebuild it from scratch, stamps included.
+venv:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Satchel needs Python 3.11+ as $(PYTHON)"; exit 1; }
+	@$(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
+		{ rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
+
+# Reinstall whenever pyproject.toml changes.
+$(RUN_STAMP): pyproject.toml | venv
+	$(PIP) --upgrade pip
+	$(PIP) -e .
+	@touch $@
+
+$(TEST_STAMP): pyproject.toml | venv
+	$(PIP) --upgrade pip
+	$(PIP) -e '.[test]'
+	@touch $@ $(RUN_STAMP)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build *.egg-info
