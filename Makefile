@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 RUN_STAMP  := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
-LINTED := service clients/python/satchel tests scripts bench
+LINTED := $(wildcard service clients/python/satchel tests scripts bench examples)
 
 .PHONY: run test lint typecheck unit proto bench venv clean
 
