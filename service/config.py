@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 import tomllib
 import typing
 from collections.abc import Callable, Mapping
@@ -93,6 +94,137 @@ class LogSettings:
     level: str = _setting("INFO", _one_of("DEBUG", "INFO", "WARNING", "ERROR"))
 
 
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
+_REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+_ROLE_ARN = re.compile(r"acs:ram::\d+:role/[A-Za-z0-9._-]{1,64}")
+_ENDPOINT = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?")
+_PERMISSION_NAMES = ("read", "write", "list", "delete")
+PLAYER_PLACEHOLDER = "{player_id}"
+STS_MIN_DURATION_SECONDS = 900  # AssumeRole refuses a shorter DurationSeconds
+
+
+def _matches(regex: re.Pattern[str], example: str) -> Check:
+    def check(value: str) -> str | None:
+        return None if regex.fullmatch(value) else f"must look like {example}"
+
+    return check
+
+
+def _check_pattern(value: str) -> str | None:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        return f"is not a valid regular expression: {exc}"
+    return None
+
+
+def _check_permissions(value: tuple[str, ...]) -> str | None:
+    unknown = sorted(set(value) - set(_PERMISSION_NAMES))
+    if unknown:
+        return f"unknown permission {unknown[0]!r} (known: {', '.join(_PERMISSION_NAMES)})"
+    return None
+
+
+def _check_prefix_template(value: str) -> str | None:
+    static = value.replace(PLAYER_PLACEHOLDER, "x", 1)  # "x": a real id is never empty
+    if value.count(PLAYER_PLACEHOLDER) != 1:
+        return f"must contain {PLAYER_PLACEHOLDER} exactly once"
+    if not value.endswith("/") or value.startswith("/"):
+        return "must end with '/' and must not start with '/'"
+    if any(ch in static for ch in '*?${}"\\') or "//" in static:
+        return "must not contain wildcards, braces, quotes, backslashes or '//'"
+    if any(segment in (".", "..") for segment in value.split("/")):
+        return "must not contain '.' or '..' segments"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeSettings:
+    """One `[scopes.NAME]` table: where a family of player folders lives and who may do what.
+
+    Fields without a default are required.
+    """
+
+    name: str
+    # OSS bucket that holds the player folders.
+    bucket: str = _setting(dataclasses.MISSING, _matches(_BUCKET, "my-game-saves"))
+    # OSS region id, for example cn-hangzhou.
+    region: str = _setting(dataclasses.MISSING, _matches(_REGION, "cn-hangzhou"))
+    # The RAM role Satchel assumes for this scope.
+    role_arn: str = _setting(
+        dataclasses.MISSING, _matches(_ROLE_ARN, "acs:ram::1234567890123456:role/satchel-saves")
+    )
+    # The OSS endpoint that players' apps use, as a URL without a path.
+    endpoint: str = _setting(
+        dataclasses.MISSING, _matches(_ENDPOINT, "https://oss-cn-hangzhou.aliyuncs.com")
+    )
+    # virtual-hosted (bucket.endpoint/key) or path (endpoint/bucket/key).
+    addressing: str = _setting("virtual-hosted", _one_of("virtual-hosted", "path"))
+    # Where a player's folder is; {player_id} appears exactly once; ends with "/".
+    prefix_template: str = _setting("players/" + PLAYER_PLACEHOLDER + "/", _check_prefix_template)
+    # The ExternalId the role's trust policy demands, if any.
+    external_id: str = _setting("")
+    # What callers may ask for in this scope, and what they get when they ask for nothing.
+    permissions: tuple[str, ...] = _setting(_PERMISSION_NAMES, _check_permissions)
+    default_permissions: tuple[str, ...] = _setting(("read",), _check_permissions)
+    # Credential lifetime bounds in seconds; never below STS's 900.
+    ttl_min_seconds: int = _setting(900, _between(STS_MIN_DURATION_SECONDS, 43200))
+    ttl_default_seconds: int = _setting(3600, _between(STS_MIN_DURATION_SECONDS, 43200))
+    ttl_max_seconds: int = _setting(3600, _between(STS_MIN_DURATION_SECONDS, 43200))
+    # Player ids must match this whole; characters that could widen a policy
+    # are refused whatever it says.
+    player_id_pattern: str = _setting(r"^[A-Za-z0-9_-]{1,64}$", _check_pattern)
+    # STS's cap on the session policy: 2048 characters (1024 on older accounts).
+    policy_max_chars: int = _setting(2048, _between(256, 2048))
+    # The scope used when a request names none. With one scope, it is the default.
+    default: bool = _setting(False)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Rules that span several keys, as (key, problem)."""
+        found: list[tuple[str, str]] = []
+        if not set(self.default_permissions) <= set(self.permissions):
+            found.append(("default_permissions", "must be a subset of permissions"))
+        if not self.default_permissions:
+            found.append(("default_permissions", "must not be empty"))
+        if not self.ttl_min_seconds <= self.ttl_default_seconds <= self.ttl_max_seconds:
+            found.append(
+                ("ttl_default_seconds", "must lie between ttl_min_seconds and ttl_max_seconds")
+            )
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class StsSettings:
+    """The `[sts]` table: how Satchel calls STS AssumeRole."""
+
+    # Real cloud: https://sts.aliyuncs.com or a regional one such as
+    # https://sts.cn-hangzhou.aliyuncs.com. `satchel dev` points it at the emulator.
+    endpoint: str = _setting(
+        "https://sts.aliyuncs.com", _matches(_ENDPOINT, "https://sts.aliyuncs.com")
+    )
+    # rpc-v1 (HMAC-SHA1 "1.0") or acs3 (ACS3-HMAC-SHA256).
+    signature: str = _setting("rpc-v1", _one_of("rpc-v1", "acs3"))
+    # Per attempt; never beyond the caller's remaining deadline.
+    connect_timeout_seconds: float = _setting(3.0, _between(0.1, 60))
+    request_timeout_seconds: float = _setting(10.0, _between(0.1, 120))
+    # Attempts per AssumeRole (1 = no retry), with full-jitter backoff between them.
+    max_attempts: int = _setting(3, _between(1, 5))
+    # Process-wide AssumeRole budget. Alibaba allows 100 calls/s per account,
+    # shared by every caller of that account.
+    budget_per_second: float = _setting(90.0, _between(0.1, 100))
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    """The `[cache]` table: the in-memory credential cache."""
+
+    # Least-recently-used entries are evicted beyond this count.
+    max_entries: int = _setting(100_000, _between(1, 10_000_000))
+    # A cached credential is served only while its remaining life is at least this
+    # share of the TTL asked for (and at least the scope's ttl_min_seconds).
+    min_remaining_share: float = _setting(0.5, _between(0, 1))
+
+
 @dataclass(frozen=True, slots=True)
 class AccessKey:
     """A RAM user's long-lived key, used to call STS AssumeRole. Never printed."""
@@ -105,18 +237,36 @@ class AccessKey:
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    sts: StsSettings = field(default_factory=StsSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    # By name, in file order.
+    scopes: Mapping[str, ScopeSettings] = field(default_factory=dict)
     # From the environment only; None when neither variable is set.
     access_key: AccessKey | None = None
     # Where the settings came from, for the start-up log line.
     source: str = "defaults"
 
+    @property
+    def default_scope(self) -> ScopeSettings | None:
+        return next((s for s in self.scopes.values() if s.default), None)
 
-_SECTIONS: dict[str, type[Any]] = {"server": ServerSettings, "log": LogSettings}
+
+_SECTIONS: dict[str, type[Any]] = {
+    "server": ServerSettings,
+    "log": LogSettings,
+    "sts": StsSettings,
+    "cache": CacheSettings,
+}
+_SCOPE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
-def _type_problem(expected: type[Any], value: object) -> str | None:
+def _type_problem(expected: Any, value: object) -> str | None:
     # TOML has distinct integers and floats; accept an integer where a number of
     # seconds is wanted, but never a bool where a number is (bool is an int subclass).
+    if typing.get_origin(expected) is tuple:
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return None
+        return "expected a list of strings"
     if isinstance(value, bool) and expected is not bool:
         return f"expected {expected.__name__}, got a boolean"
     if expected is float and isinstance(value, int | float):
@@ -126,12 +276,23 @@ def _type_problem(expected: type[Any], value: object) -> str | None:
     return f"expected {expected.__name__}, got {type(value).__name__}"
 
 
-def _build_section(name: str, cls: type[Any], table: object) -> Any:
+def _coerce(expected: Any, value: Any) -> Any:
+    if expected is float:
+        return float(value)
+    if typing.get_origin(expected) is tuple:
+        return tuple(dict.fromkeys(value))  # duplicates dropped, order kept
+    return value
+
+
+def _build_section(
+    name: str, cls: type[Any], table: object, fixed: Mapping[str, Any] | None = None
+) -> Any:
     if not isinstance(table, dict):
         raise ConfigError(name, "must be a table, for example [" + name + "]")
     hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    values: dict[str, Any] = {}
+    fixed = fixed or {}
+    known = {f.name: f for f in dataclasses.fields(cls) if f.name not in fixed}
+    values: dict[str, Any] = dict(fixed)
     for key, value in table.items():
         dotted = f"{name}.{key}"
         spec = known.get(key)
@@ -143,8 +304,31 @@ def _build_section(name: str, cls: type[Any], table: object) -> Any:
             problem = check(value)
         if problem is not None:
             raise ConfigError(dotted, problem)
-        values[key] = float(value) if hints[key] is float else value
-    return cls(**values)
+        values[key] = _coerce(hints[key], value)
+    for key, spec in known.items():
+        if key not in values and spec.default is dataclasses.MISSING:
+            raise ConfigError(f"{name}.{key}", "is required")
+    built = cls(**values)
+    for key, problem in getattr(built, "problems", list)():
+        raise ConfigError(f"{name}.{key}", problem)
+    return built
+
+
+def _build_scopes(table: object) -> dict[str, ScopeSettings]:
+    if not isinstance(table, dict) or not table:
+        raise ConfigError("scopes", "must hold at least one [scopes.NAME] table")
+    scopes: dict[str, ScopeSettings] = {}
+    for name, scope_table in table.items():
+        if not _SCOPE_NAME.fullmatch(name):
+            raise ConfigError(f"scopes.{name}", "a scope name is 1-32 of a-z 0-9 _ -")
+        scopes[name] = _build_section(f"scopes.{name}", ScopeSettings, scope_table, {"name": name})
+    defaults = [s.name for s in scopes.values() if s.default]
+    if len(scopes) == 1 and not defaults:
+        only = next(iter(scopes.values()))
+        scopes[only.name] = dataclasses.replace(only, default=True)
+    elif len(defaults) != 1:
+        raise ConfigError("scopes", f"exactly one scope must say default = true, not {defaults}")
+    return scopes
 
 
 def _access_key_from(environ: Mapping[str, str]) -> AccessKey | None:
@@ -167,9 +351,13 @@ def settings_from_mapping(
     """Validate a parsed TOML document (and the environment) into Settings."""
     sections: dict[str, Any] = {}
     for name, table in document.items():
+        if name == "scopes":
+            sections[name] = _build_scopes(table)
+            continue
         cls = _SECTIONS.get(name)
         if cls is None:
-            raise ConfigError(name, f"unknown section (known: {', '.join(sorted(_SECTIONS))})")
+            known = ", ".join(sorted([*_SECTIONS, "scopes"]))
+            raise ConfigError(name, f"unknown section (known: {known})")
         sections[name] = _build_section(name, cls, table)
     return Settings(**sections, access_key=_access_key_from(environ), source=source)
 
@@ -189,3 +377,15 @@ def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
     return settings_from_mapping(document, environ, source=str(path))
+
+
+def require_complete(settings: Settings) -> None:
+    """What `satchel serve` needs beyond a valid file: scopes and the STS caller's key."""
+    if not settings.scopes:
+        raise ConfigError("scopes", "at least one [scopes.NAME] table is required to serve")
+    if settings.access_key is None:
+        raise ConfigError(
+            ACCESS_KEY_ID_ENV,
+            f"must be set, with {ACCESS_KEY_SECRET_ENV}: Satchel calls STS AssumeRole with "
+            "this RAM user's key",
+        )

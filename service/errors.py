@@ -20,3 +20,63 @@ class ConfigError(SatchelError):
         super().__init__(f"configuration key {key!r}: {problem}")
         self.key = key
         self.problem = problem
+
+
+class InvalidArgument(SatchelError):
+    """A request field breaks a rule. Reported to the caller with the field's name."""
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+
+
+class InternalFault(SatchelError):
+    """Satchel caught itself about to do something wrong and stopped (fail closed)."""
+
+
+class PolicyTooLarge(InternalFault):
+    """The session policy would exceed STS's cap. Satchel's bug or config, never the caller's."""
+
+    def __init__(self, size: int, cap: int) -> None:
+        super().__init__(f"session policy is {size} characters, over the cap of {cap}")
+        self.size = size
+        self.cap = cap
+
+
+class UpstreamUnavailable(SatchelError):
+    """STS is throttling, failing or unreachable, or our own STS budget is spent."""
+
+    retryable = True
+
+    def __init__(self, reason: str, retry_after_seconds: float = 1.0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_seconds = retry_after_seconds
+
+
+class UpstreamDeadline(SatchelError):
+    """The caller's deadline ran out before STS answered."""
+
+    retryable = True
+
+
+class UpstreamRejected(SatchelError):
+    """STS refused for a reason an operator must fix (role, trust, key, clock).
+
+    `operator_message` may name the upstream code; the message sent to callers
+    stays generic so no account detail leaks to them.
+    """
+
+    def __init__(self, code: str, operator_message: str) -> None:
+        super().__init__(f"STS refused the request: {code}")
+        self.code = code
+        self.operator_message = operator_message
+
+
+class UpstreamBug(SatchelError):
+    """STS said our request was malformed (InvalidParameter.*): a Satchel bug."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"STS rejected a parameter Satchel sent: {code}")
+        self.code = code
