@@ -1,0 +1,1 @@
+"""I/O with Alibaba Cloud (or the emulator): one aiohttp session, signed requests, retries."""
