@@ -14,10 +14,14 @@ from service.config import (
     ACCESS_KEY_SECRET_ENV,
     CONFIG_PATH_ENV,
     AccessKey,
+    CacheSettings,
     LogSettings,
+    ScopeSettings,
     ServerSettings,
     Settings,
+    StsSettings,
     load_settings,
+    require_complete,
     settings_from_mapping,
 )
 from service.errors import ConfigError
@@ -54,18 +58,148 @@ def test_path_comes_from_satchel_config_when_not_given(tmp_path: Path) -> None:
     assert load_settings(None, {CONFIG_PATH_ENV: str(path)}).server.reflection is True
 
 
-def test_example_file_is_valid_and_documents_every_key() -> None:
+def test_example_file_is_valid_shows_the_defaults_and_documents_every_key() -> None:
     document = tomllib.loads(EXAMPLE.read_text())
     settings = settings_from_mapping(document, {})
-    assert settings.server == ServerSettings()  # the example shows the defaults
-    for section, cls in (("server", ServerSettings), ("log", LogSettings)):
+    defaults = Settings()
+    assert (settings.server, settings.log, settings.sts, settings.cache) == (
+        defaults.server,
+        defaults.log,
+        defaults.sts,
+        defaults.cache,
+    )
+    sections = {
+        "server": ServerSettings,
+        "log": LogSettings,
+        "sts": StsSettings,
+        "cache": CacheSettings,
+    }
+    for section, cls in sections.items():
         assert set(document[section]) == {f.name for f in dataclasses.fields(cls)}
+    documented_scope = set(document["scopes"]["saves"]) | {"name"}
+    assert documented_scope == {f.name for f in dataclasses.fields(ScopeSettings)}
+    assert settings.default_scope == settings.scopes["saves"]
+
+
+SCOPE_TABLE = {
+    "bucket": "game-saves",
+    "region": "cn-hangzhou",
+    "role_arn": "acs:ram::1234567890123456:role/satchel",
+    "endpoint": "https://oss-cn-hangzhou.aliyuncs.com",
+}
+
+
+def test_a_lone_scope_is_the_default_and_lists_become_tuples() -> None:
+    table = {**SCOPE_TABLE, "permissions": ["read", "write", "read"]}
+    settings = settings_from_mapping({"scopes": {"saves": table}}, {})
+    scope = settings.scopes["saves"]
+    assert scope.default is True
+    assert scope.name == "saves"
+    assert scope.permissions == ("read", "write")
+    assert settings.default_scope is scope
+
+
+@pytest.mark.parametrize(
+    ("scopes", "key", "problem"),
+    [
+        ({}, "scopes", "at least one"),
+        ({"Saves!": SCOPE_TABLE}, "scopes.Saves!", "a scope name is"),
+        ({"a": SCOPE_TABLE, "b": SCOPE_TABLE}, "scopes", "exactly one scope must say default"),
+        (
+            {"a": {**SCOPE_TABLE, "default": True}, "b": {**SCOPE_TABLE, "default": True}},
+            "scopes",
+            "exactly one",
+        ),
+        (
+            {"s": {k: v for k, v in SCOPE_TABLE.items() if k != "bucket"}},
+            "scopes.s.bucket",
+            "is required",
+        ),
+        ({"s": {**SCOPE_TABLE, "bucket": "Bad_Bucket"}}, "scopes.s.bucket", "must look like"),
+        (
+            {"s": {**SCOPE_TABLE, "role_arn": "arn:aws:iam::1:role/x"}},
+            "scopes.s.role_arn",
+            "must look like",
+        ),
+        (
+            {"s": {**SCOPE_TABLE, "endpoint": "oss-cn-hangzhou.aliyuncs.com"}},
+            "scopes.s.endpoint",
+            "must look like",
+        ),
+        (
+            {"s": {**SCOPE_TABLE, "prefix_template": "players/"}},
+            "scopes.s.prefix_template",
+            "exactly once",
+        ),
+        (
+            {"s": {**SCOPE_TABLE, "prefix_template": "players/{player_id}"}},
+            "scopes.s.prefix_template",
+            "must end with '/'",
+        ),
+        (
+            {"s": {**SCOPE_TABLE, "prefix_template": "p*/{player_id}/"}},
+            "scopes.s.prefix_template",
+            "wildcards",
+        ),
+        (
+            {"s": {**SCOPE_TABLE, "prefix_template": "../{player_id}/"}},
+            "scopes.s.prefix_template",
+            "'..' segments",
+        ),
+        (
+            {"s": {**SCOPE_TABLE, "permissions": ["read", "admin"]}},
+            "scopes.s.permissions",
+            "unknown permission 'admin'",
+        ),
+        (
+            {"s": {**SCOPE_TABLE, "permissions": "read"}},
+            "scopes.s.permissions",
+            "expected a list of strings",
+        ),
+        (
+            {"s": {**SCOPE_TABLE, "permissions": ["read"], "default_permissions": ["write"]}},
+            "scopes.s.default_permissions",
+            "subset",
+        ),
+        ({"s": {**SCOPE_TABLE, "ttl_min_seconds": 600}}, "scopes.s.ttl_min_seconds", "between 900"),
+        (
+            {"s": {**SCOPE_TABLE, "ttl_default_seconds": 4000}},
+            "scopes.s.ttl_default_seconds",
+            "between ttl_min_seconds and ttl_max_seconds",
+        ),
+        (
+            {"s": {**SCOPE_TABLE, "player_id_pattern": "(["}},
+            "scopes.s.player_id_pattern",
+            "not a valid regular expression",
+        ),
+        (
+            {"s": {**SCOPE_TABLE, "policy_max_chars": 4096}},
+            "scopes.s.policy_max_chars",
+            "between 256 and 2048",
+        ),
+    ],
+)
+def test_each_scope_mistake_names_its_key(scopes: dict, key: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_mapping({"scopes": scopes}, {})
+    assert caught.value.key == key
+    assert problem in caught.value.problem
+
+
+def test_serving_needs_scopes_and_an_access_key() -> None:
+    environ = {ACCESS_KEY_ID_ENV: "LTAI-id", ACCESS_KEY_SECRET_ENV: "s3cr3t"}
+    with pytest.raises(ConfigError, match="at least one"):
+        require_complete(settings_from_mapping({}, environ))
+    with pytest.raises(ConfigError) as caught:
+        require_complete(settings_from_mapping({"scopes": {"s": SCOPE_TABLE}}, {}))
+    assert caught.value.key == ACCESS_KEY_ID_ENV
+    require_complete(settings_from_mapping({"scopes": {"s": SCOPE_TABLE}}, environ))
 
 
 @pytest.mark.parametrize(
     ("document", "key", "problem"),
     [
-        ({"serverz": {}}, "serverz", "unknown section"),
+        ({"serverz": {}}, "serverz", "unknown section (known: cache, log, scopes, server, sts)"),
         ({"server": {"listn": "x"}}, "server.listn", "unknown key (known keys: grace_seconds"),
         ({"server": "127.0.0.1:1"}, "server", "must be a table"),
         ({"server": {"listen": 50051}}, "server.listen", "expected str, got int"),

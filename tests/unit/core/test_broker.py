@@ -1,0 +1,226 @@
+"""CredentialBroker: cache, single-flight, freshness, LRU, budget, deadlines, isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from support.scopes import make_scope
+
+from service.broker import AssumeRoleRequest, AssumeRoleResult, CredentialBroker
+from service.budget import TokenBucket
+from service.config import CacheSettings
+from service.credentials import TemporaryCredentials
+from service.errors import PolicyTooLarge, UpstreamDeadline, UpstreamUnavailable
+from service.scopes import Permission, TokenRequest
+
+START = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+SCOPE = make_scope()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class ScriptedSts:
+    """Counts calls; mints credentials that live as long as asked (or `grant` seconds)."""
+
+    def __init__(self, clock: FakeClock, delay: float = 0.01) -> None:
+        self.clock = clock
+        self.delay = delay
+        self.calls: list[AssumeRoleRequest] = []
+        self.fail_with: Exception | None = None
+        self.grant: int | None = None
+        self._ids = itertools.count(1)
+
+    async def assume_role(
+        self, request: AssumeRoleRequest, *, deadline: float | None
+    ) -> AssumeRoleResult:
+        self.calls.append(request)
+        async with asyncio.timeout_at(deadline):  # as the real transport does
+            await asyncio.sleep(self.delay)
+        if self.fail_with is not None:
+            raise self.fail_with
+        n = next(self._ids)
+        life = self.grant or request.duration_seconds
+        creds = TemporaryCredentials(
+            f"STS.id{n}", f"secret{n}", f"token{n}", self.clock.now + timedelta(seconds=life)
+        )
+        return AssumeRoleResult(creds, request_id=f"req-{n}")
+
+
+def token_request(player: str = "p1", perms=(Permission.READ,), ttl: int = 3600) -> TokenRequest:
+    return TokenRequest(SCOPE, player, f"players/{player}/", frozenset(perms), ttl)
+
+
+def make_broker(
+    sts: ScriptedSts, clock: FakeClock, max_entries: int = 100, rate: float = 1000
+) -> CredentialBroker:
+    settings = CacheSettings(max_entries=max_entries, min_remaining_share=0.5)
+    return CredentialBroker(sts, settings, TokenBucket(rate), clock)
+
+
+def soon(seconds: float = 5.0) -> float:
+    return asyncio.get_running_loop().time() + seconds
+
+
+@pytest.mark.asyncio
+async def test_fifty_concurrent_cold_misses_make_one_assume_role() -> None:
+    clock = FakeClock()
+    sts = ScriptedSts(clock, delay=0.05)
+    broker = make_broker(sts, clock)
+    first = await asyncio.gather(
+        *(broker.credentials_for(token_request(), deadline=soon()) for _ in range(50))
+    )
+    assert len(sts.calls) == 1
+    assert {issued.credentials.access_key_id for issued in first} == {"STS.id1"}
+    second = await asyncio.gather(
+        *(broker.credentials_for(token_request(), deadline=soon()) for _ in range(50))
+    )
+    assert len(sts.calls) == 1
+    assert all(issued.from_cache for issued in second)
+    assert broker.stats.hits == 50
+    assert broker.stats.coalesced == 49
+
+
+@pytest.mark.asyncio
+async def test_the_assume_role_request_carries_the_players_policy_and_name() -> None:
+    clock = FakeClock()
+    sts = ScriptedSts(clock)
+    broker = make_broker(sts, clock)
+    await broker.credentials_for(token_request("p7", ttl=1800), deadline=soon())
+    (call,) = sts.calls
+    assert call.role_arn == SCOPE.role_arn
+    assert call.role_session_name == "satchel-p7"
+    assert call.duration_seconds == 1800
+    assert "acs:oss:*:*:game-saves/players/p7/*" in call.policy
+
+
+@pytest.mark.asyncio
+async def test_cache_is_isolated_per_player_and_permission_set() -> None:
+    clock = FakeClock()
+    sts = ScriptedSts(clock)
+    broker = make_broker(sts, clock)
+    a = await broker.credentials_for(token_request("12"), deadline=soon())
+    b = await broker.credentials_for(token_request("123"), deadline=soon())
+    c = await broker.credentials_for(
+        token_request("12", perms=(Permission.READ, Permission.WRITE)), deadline=soon()
+    )
+    ids = {x.credentials.access_key_id for x in (a, b, c)}
+    assert len(ids) == 3
+    assert len(sts.calls) == 3
+
+
+@pytest.mark.asyncio
+async def test_entry_is_served_only_while_it_has_enough_life_left() -> None:
+    clock = FakeClock()
+    sts = ScriptedSts(clock)
+    broker = make_broker(sts, clock)
+    await broker.credentials_for(token_request(ttl=3600), deadline=soon())
+    clock.now += timedelta(seconds=1799)  # 1801 s left: >= 0.5 * 3600 and >= 900
+    hit = await broker.credentials_for(token_request(ttl=3600), deadline=soon())
+    assert hit.from_cache
+    assert hit.credentials.remaining_seconds(clock.now) >= 1800
+    clock.now += timedelta(seconds=2)  # 1799 s left: too little for a 3600 s ask
+    miss = await broker.credentials_for(token_request(ttl=3600), deadline=soon())
+    assert not miss.from_cache
+    assert len(sts.calls) == 2
+
+
+@pytest.mark.asyncio
+async def test_lru_evicts_the_least_recently_used_entry() -> None:
+    clock = FakeClock()
+    sts = ScriptedSts(clock)
+    broker = make_broker(sts, clock, max_entries=2)
+    for player in ("a", "b", "a", "c"):  # "b" is least recently used when "c" arrives
+        await broker.credentials_for(token_request(player), deadline=soon())
+    assert len(broker) == 2
+    assert broker.stats.evictions == 1
+    await broker.credentials_for(token_request("a"), deadline=soon())
+    assert len(sts.calls) == 3
+    await broker.credentials_for(token_request("b"), deadline=soon())
+    assert len(sts.calls) == 4
+
+
+@pytest.mark.asyncio
+async def test_spent_budget_fails_fast_with_a_retry_hint() -> None:
+    clock = FakeClock()
+    sts = ScriptedSts(clock)
+    broker = CredentialBroker(sts, CacheSettings(), TokenBucket(1.0, burst=1), clock)
+    await broker.credentials_for(token_request("a"), deadline=soon())
+    with pytest.raises(UpstreamUnavailable) as caught:
+        await broker.credentials_for(token_request("b"), deadline=soon(0.2))
+    assert 0.5 < caught.value.retry_after_seconds <= 1.0
+    assert len(sts.calls) == 1
+
+
+@pytest.mark.asyncio
+async def test_budget_waits_within_the_deadline() -> None:
+    clock = FakeClock()
+    sts = ScriptedSts(clock, delay=0)
+    broker = CredentialBroker(sts, CacheSettings(), TokenBucket(20.0, burst=1), clock)
+    await asyncio.gather(
+        *(broker.credentials_for(token_request(f"p{i}"), deadline=soon(2)) for i in range(5))
+    )
+    assert len(sts.calls) == 5
+
+
+@pytest.mark.asyncio
+async def test_stalled_sts_ends_at_the_deadline_and_leaves_no_task() -> None:
+    clock = FakeClock()
+    sts = ScriptedSts(clock, delay=30)
+    broker = make_broker(sts, clock)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(UpstreamDeadline):
+        await broker.credentials_for(token_request(), deadline=soon(0.2))
+    assert loop.time() - started < 5
+    await asyncio.sleep(0.05)
+    assert not broker._flights
+    assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+
+
+@pytest.mark.asyncio
+async def test_an_upstream_error_reaches_every_waiter_and_is_not_cached() -> None:
+    clock = FakeClock()
+    sts = ScriptedSts(clock)
+    sts.fail_with = UpstreamUnavailable("Throttling.User", 1.0)
+    broker = make_broker(sts, clock)
+    results = await asyncio.gather(
+        *(broker.credentials_for(token_request(), deadline=soon()) for _ in range(5)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, UpstreamUnavailable) for r in results)
+    assert len(sts.calls) == 1
+    sts.fail_with = None
+    ok = await broker.credentials_for(token_request(), deadline=soon())
+    assert not ok.from_cache
+
+
+@pytest.mark.asyncio
+async def test_oversize_policy_fails_before_any_sts_call() -> None:
+    clock = FakeClock()
+    sts = ScriptedSts(clock)
+    broker = make_broker(sts, clock)
+    tiny = TokenRequest(
+        make_scope(policy_max_chars=256), "p1", "players/p1/", frozenset(Permission), 3600
+    )
+    with pytest.raises(PolicyTooLarge):
+        await broker.credentials_for(tiny, deadline=soon())
+    assert sts.calls == []
+
+
+@pytest.mark.asyncio
+async def test_credentials_shorter_than_promised_are_never_returned() -> None:
+    clock = FakeClock()
+    sts = ScriptedSts(clock)
+    sts.grant = 900  # a role whose MaxSessionDuration is below what was asked
+    broker = make_broker(sts, clock)
+    with pytest.raises(UpstreamUnavailable, match="shorter-lived"):
+        await broker.credentials_for(token_request(ttl=3600), deadline=soon())
