@@ -1,0 +1,1 @@
+"""Benchmarks: each measures Satchel against its baselines in the same run."""
