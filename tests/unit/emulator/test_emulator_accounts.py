@@ -1,0 +1,98 @@
+"""Accounts from TOML and the built-in dev set; sessions keep secrets out of repr."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.emulator import accounts as acc
+
+TOML = """
+[[accounts]]
+id = "111"
+[[accounts.users]]
+name = "alice"
+access_key_id = "AK1"
+access_key_secret = "SK1"
+[[accounts.users]]
+name = "mallory"
+access_key_id = "AK2"
+access_key_secret = "SK2"
+[[accounts.roles]]
+name = "Files"
+trusted_users = ["alice"]
+max_session_duration = 7200
+external_id = "ext"
+policies = ['{"Version":"1","Statement":[{"Effect":"Allow","Action":"oss:*","Resource":"*"}]}']
+[[accounts.buckets]]
+name = "b1"
+region = "cn-beijing"
+"""
+
+
+def test_load_toml(tmp_path: Path) -> None:
+    path = tmp_path / "accounts.toml"
+    path.write_text(TOML)
+    directory = acc.load_directory(path)
+    alice = directory.user_by_key("AK1")
+    mallory = directory.user_by_key("AK2")
+    assert alice is not None
+    assert mallory is not None
+    role = directory.role("111", "files")
+    assert role is not None
+    assert role.arn == "acs:ram::111:role/files"
+    assert role.max_session_duration == 7200
+    assert role.external_id == "ext"
+    assert role.trusts(alice)
+    assert not role.trusts(mallory)
+    bucket = directory.bucket("b1")
+    assert bucket is not None
+    assert bucket.region == "cn-beijing"
+    assert "SK1" not in repr(alice)
+    assert "ext" not in repr(role)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "accounts = 1",
+        '[[accounts]]\nid = "abc"',
+        '[[accounts]]\nid = "1"\n[[accounts.users]]\nname = "x"',
+        '[[accounts]]\nid = "1"\n[[accounts.roles]]\nname = "r"\npolicies = ["{}"]',
+        "not toml [",
+    ],
+)
+def test_bad_config(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(acc.AccountsConfigError):
+        acc.load_directory(path)
+
+
+def test_dev_directory_and_sessions() -> None:
+    directory = acc.load_directory()
+    user = directory.user_by_key(acc.DEV_ACCESS_KEY_ID)
+    assert user is not None
+    parsed = acc.parse_role_arn(acc.DEV_ROLE_ARN)
+    assert parsed is not None
+    role = directory.role(*parsed)
+    assert role is not None
+    assert role.trusts(user)
+    assert directory.bucket(acc.DEV_BUCKET) is not None
+    session = directory.issue_session(role, "player-1", None, expiration=100.0, now=0.0)
+    assert session.access_key_id.startswith("STS.")
+    assert directory.session_by_key(session.access_key_id) is session
+    assert session.access_key_secret not in repr(session)
+    assert session.security_token not in repr(session)
+    assert session.arn == f"{role.arn}/player-1"
+    # Long-expired sessions are forgotten when the next one is issued.
+    directory.issue_session(role, "player-2", None, expiration=200_000.0, now=100_000.0)
+    assert directory.session_by_key(session.access_key_id) is None
+
+
+@pytest.mark.parametrize(
+    "arn", ["acs:ram::abc:role/x", "acs:ram:1:role/x", "acs:ram::1:role/", "acs:ram::1:user/x"]
+)
+def test_bad_role_arns(arn: str) -> None:
+    assert acc.parse_role_arn(arn) is None
