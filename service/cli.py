@@ -1,8 +1,9 @@
 """The `satchel` command: the composition root that reads configuration and wires parts.
 
-satchel serve   [--config PATH]       run from configuration (production)
-satchel dev     [--listen ADDR]       run with a ready local configuration
-satchel health  [--target ADDR]       exit 0 only when the server reports SERVING
+satchel serve    [--config PATH]      run from configuration (production)
+satchel dev      [--listen ADDR]      run beside the embedded STS + OSS emulator
+satchel emulator [--sts-port N ...]   run the emulator alone
+satchel health   [--target ADDR]      exit 0 only when the server reports SERVING
 satchel --version
 """
 
@@ -12,8 +13,10 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import grpc
@@ -21,8 +24,24 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from service import __version__
 from service.api.server import ListenError, build_server
-from service.config import Settings, load_settings, parse_listen_address, settings_from_mapping
+from service.api.servicer import TokenService
+from service.broker import CredentialBroker
+from service.budget import TokenBucket
+from service.config import (
+    ACCESS_KEY_ID_ENV,
+    ACCESS_KEY_SECRET_ENV,
+    Settings,
+    load_settings,
+    parse_listen_address,
+    require_complete,
+    settings_from_mapping,
+)
+from service.emulator import accounts as dev_account
+from service.emulator.runner import Emulator, start_emulator
+from service.emulator.state import EmulatorConfig
 from service.errors import ConfigError
+from service.transport.http import new_session
+from service.transport.sts import AliyunStsClient
 
 log = logging.getLogger("satchel")
 
@@ -31,6 +50,7 @@ EXIT_UNHEALTHY = 1
 EXIT_BAD_CONFIG = 2
 
 DEV_LISTEN = "127.0.0.1:50051"
+DEV_DATA_DIR = Path(".satchel-data")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,8 +63,17 @@ def _parser() -> argparse.ArgumentParser:
         "--config", type=Path, help="TOML settings file (default: $SATCHEL_CONFIG, else defaults)"
     )
 
-    dev = commands.add_parser("dev", help="run locally with a ready configuration")
+    dev = commands.add_parser("dev", help="run beside the embedded STS + OSS emulator")
     dev.add_argument("--listen", default=DEV_LISTEN, help=f"gRPC address (default {DEV_LISTEN})")
+    dev.add_argument(
+        "--data-dir", type=Path, default=DEV_DATA_DIR, help="where the emulator keeps objects"
+    )
+
+    emulator = commands.add_parser("emulator", help="run the STS + OSS emulator alone")
+    emulator.add_argument("--sts-port", type=int, default=0, help="default: any free port")
+    emulator.add_argument("--oss-port", type=int, default=0, help="default: any free port")
+    emulator.add_argument("--data-dir", type=Path, default=DEV_DATA_DIR)
+    emulator.add_argument("--accounts", type=Path, help="accounts TOML (default: the dev set)")
 
     check = commands.add_parser("health", help="ask a running server's health service")
     check.add_argument("--target", help="HOST:PORT (default: the configured listen address)")
@@ -60,26 +89,115 @@ def _configure_logging(level: str) -> None:
     )
 
 
-async def _serve(settings: Settings) -> None:
-    server = build_server(settings.server)
-    await server.serve_until_signalled()
+@asynccontextmanager
+async def wired_token_service(settings: Settings) -> AsyncIterator[TokenService]:
+    """The real TokenService: one aiohttp session, the STS client, budget and broker."""
+    assert settings.access_key is not None  # require_complete() checked it
+    async with new_session() as session:
+        sts = AliyunStsClient(session, settings.sts, settings.access_key)
+        budget = TokenBucket(settings.sts.budget_per_second)
+        broker = CredentialBroker(sts, settings.cache, budget)
+        try:
+            yield TokenService(settings.scopes, broker)
+        finally:
+            await broker.close()
 
 
-def _run_server(settings: Settings) -> int:
+async def _serve(settings: Settings, banner: Callable[[str], str] | None = None) -> None:
+    async with wired_token_service(settings) as token_service:
+        server = build_server(settings.server, token_service)
+        if banner is not None:
+            server.on_started = lambda: print(banner(server.address), flush=True)
+        await server.serve_until_signalled()
+
+
+def _run(settings: Settings) -> int:
     _configure_logging(settings.log.level)
     log.info("satchel %s starting (settings from %s)", __version__, settings.source)
-    try:
-        asyncio.run(_serve(settings))
-    except ListenError as exc:
-        print(f"satchel: {exc}", file=sys.stderr)
-        return EXIT_BAD_CONFIG
+    require_complete(settings)
+    asyncio.run(_serve(settings))
     return EXIT_OK
 
 
-def _dev_settings(listen: str) -> Settings:
-    # Validated like a file would be, so a bad --listen gets the same clear error.
-    document = {"server": {"listen": listen, "reflection": True}}
-    return settings_from_mapping(document, {}, source="built-in dev settings")
+def _check_listen_argument(listen: str) -> None:
+    try:
+        parse_listen_address(listen)
+    except ValueError as exc:
+        raise ConfigError("--listen", str(exc)) from None
+
+
+def dev_settings(listen: str, emulator: Emulator) -> Settings:
+    """Settings that point Satchel at a running emulator and its built-in dev account."""
+    document = {
+        "server": {"listen": listen, "reflection": True},
+        "sts": {"endpoint": emulator.sts_url},
+        "scopes": {
+            "dev": {
+                "bucket": dev_account.DEV_BUCKET,
+                "region": dev_account.DEV_REGION,
+                "role_arn": dev_account.DEV_ROLE_ARN,
+                "endpoint": emulator.oss_url,
+                "addressing": "path",
+                "default_permissions": ["read", "write", "list"],
+            }
+        },
+    }
+    environ = {
+        ACCESS_KEY_ID_ENV: dev_account.DEV_ACCESS_KEY_ID,
+        ACCESS_KEY_SECRET_ENV: dev_account.DEV_ACCESS_KEY_SECRET,
+    }
+    return settings_from_mapping(document, environ, source="built-in dev settings")
+
+
+DEV_BANNER = """
+Satchel dev is running: open to anyone on loopback, no caller authentication.
+  gRPC          {grpc}   (reflection on)
+  STS emulator  {sts}
+  OSS emulator  {oss}   (path-style)
+  bucket        {bucket}, region {region}, players under players/<id>/
+Try:
+  grpcurl -plaintext -d '{{"player_id": "p1", "permissions": ["PERMISSION_READ"]}}' \\
+      {grpc} satchel.v1.TokenService/IssueToken
+"""
+
+
+async def _dev(listen: str, data_dir: Path) -> None:
+    emulator = await start_emulator(EmulatorConfig(data_dir=data_dir))
+    try:
+        settings = dev_settings(listen, emulator)
+
+        def banner(address: str) -> str:
+            return DEV_BANNER.format(
+                grpc=address,
+                sts=emulator.sts_url,
+                oss=emulator.oss_url,
+                bucket=dev_account.DEV_BUCKET,
+                region=dev_account.DEV_REGION,
+            )
+
+        await _serve(settings, banner)
+    finally:
+        await emulator.stop()
+
+
+async def _emulator_alone(args: argparse.Namespace) -> None:
+    config = EmulatorConfig(
+        data_dir=args.data_dir,
+        accounts_file=args.accounts,
+        sts_port=args.sts_port,
+        oss_port=args.oss_port,
+    )
+    emulator = await start_emulator(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        log.info("emulator STS listening on %s", emulator.sts_url)
+        log.info("emulator OSS listening on %s", emulator.oss_url)
+        await stop.wait()
+    finally:
+        await emulator.stop()
 
 
 def _health_target(args: argparse.Namespace) -> str:
@@ -111,10 +229,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "serve":
-            return _run_server(load_settings(args.config, os.environ))
+            return _run(load_settings(args.config, os.environ))
         if args.command == "dev":
-            return _run_server(_dev_settings(args.listen))
+            _configure_logging("INFO")
+            _check_listen_argument(args.listen)
+            asyncio.run(_dev(args.listen, args.data_dir))
+            return EXIT_OK
+        if args.command == "emulator":
+            _configure_logging("INFO")
+            asyncio.run(_emulator_alone(args))
+            return EXIT_OK
         return _health(args)
-    except ConfigError as exc:
+    except (ConfigError, ListenError) as exc:
         print(f"satchel: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
@@ -41,6 +42,8 @@ class SatchelServer:
     port: int
     host: str
     grace_seconds: float
+    # Called once the server accepts calls and reports SERVING (the dev banner).
+    on_started: Callable[[], None] | None = None
 
     @property
     def address(self) -> str:
@@ -51,6 +54,8 @@ class SatchelServer:
         for name in HEALTH_SERVICE_NAMES:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("satchel listening on %s", self.address)
+        if self.on_started is not None:
+            self.on_started()
 
     async def drain(self) -> None:
         """Report NOT_SERVING, refuse new calls, let in-flight ones finish within the grace."""
