@@ -40,6 +40,8 @@ from service.emulator import accounts as dev_account
 from service.emulator.runner import Emulator, start_emulator
 from service.emulator.state import EmulatorConfig
 from service.errors import ConfigError
+from service.presign import Presigner
+from service.signer import ScopeSigner, Signers
 from service.transport.http import new_session
 from service.transport.sts import AliyunStsClient
 
@@ -91,15 +93,25 @@ def _configure_logging(level: str) -> None:
 
 @asynccontextmanager
 async def wired_token_service(settings: Settings) -> AsyncIterator[TokenService]:
-    """The real TokenService: one aiohttp session, the STS client, budget and broker."""
+    """The real TokenService: one aiohttp session, the STS client, budget, broker, signers."""
     assert settings.access_key is not None  # require_complete() checked it
+    access_key = settings.access_key
     async with new_session() as session:
-        sts = AliyunStsClient(session, settings.sts, settings.access_key)
+        sts = AliyunStsClient(session, settings.sts, access_key)
         budget = TokenBucket(settings.sts.budget_per_second)
         broker = CredentialBroker(sts, settings.cache, budget)
+        signers = Signers(
+            {
+                name: ScopeSigner(scope, sts, budget, access_key)
+                for name, scope in settings.scopes.items()
+            }
+        )
+        # Presigning credentials first, so the first PresignObject does not wait on STS.
+        await signers.start()
         try:
-            yield TokenService(settings.scopes, broker)
+            yield TokenService(settings.scopes, broker, Presigner(settings.scopes, signers))
         finally:
+            await signers.stop()
             await broker.close()
 
 

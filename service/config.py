@@ -101,6 +101,13 @@ _ENDPOINT = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?")
 _PERMISSION_NAMES = ("read", "write", "list", "delete")
 PLAYER_PLACEHOLDER = "{player_id}"
 STS_MIN_DURATION_SECONDS = 900  # AssumeRole refuses a shorter DurationSeconds
+# A presigned URL dies this long before the credentials that signed it, so clock
+# skew between Satchel, the player's device and OSS never makes it die early.
+SIGNER_MARGIN_SECONDS = 60
+# Signer credentials are refreshed once their life falls below the longest URL plus
+# the margin; they must start with at least this much more, or the refresh would
+# have no time to happen before URLs had to be shortened.
+SIGNER_REFRESH_WINDOW_SECONDS = 300
 
 
 def _matches(regex: re.Pattern[str], example: str) -> Check:
@@ -176,6 +183,19 @@ class ScopeSettings:
     player_id_pattern: str = _setting(r"^[A-Za-z0-9_-]{1,64}$", _check_pattern)
     # STS's cap on the session policy: 2048 characters (1024 on older accounts).
     policy_max_chars: int = _setting(2048, _between(256, 2048))
+    # PresignObject: how URLs and POST forms are signed and how long they may live.
+    # v4 (OSS4-HMAC-SHA256, the default) or v1 (HMAC-SHA1, for old clients).
+    presign_signature: str = _setting("v4", _one_of("v4", "v1"))
+    presign_expires_default_seconds: int = _setting(900, _between(1, 604800))
+    presign_expires_max_seconds: int = _setting(1800, _between(1, 604800))
+    # POST uploads: the size cap when a request gives none, and the most a request may ask.
+    post_max_size_default_bytes: int = _setting(10 * 1024 * 1024, _between(1, 5 * 1024**3))
+    post_max_size_cap_bytes: int = _setting(100 * 1024 * 1024, _between(1, 5 * 1024**3))
+    # Presigning signs with scope-level STS credentials (one AssumeRole per refresh,
+    # never per request), lasting this long; or, when true, with the RAM user's own
+    # key (URLs then outlive any STS session; off by default).
+    signer_ttl_seconds: int = _setting(3600, _between(STS_MIN_DURATION_SECONDS, 43200))
+    sign_with_access_key: bool = _setting(False)
     # The scope used when a request names none. With one scope, it is the default.
     default: bool = _setting(False)
 
@@ -189,6 +209,26 @@ class ScopeSettings:
         if not self.ttl_min_seconds <= self.ttl_default_seconds <= self.ttl_max_seconds:
             found.append(
                 ("ttl_default_seconds", "must lie between ttl_min_seconds and ttl_max_seconds")
+            )
+        if self.presign_expires_default_seconds > self.presign_expires_max_seconds:
+            found.append(
+                ("presign_expires_default_seconds", "must not exceed presign_expires_max_seconds")
+            )
+        if self.post_max_size_default_bytes > self.post_max_size_cap_bytes:
+            found.append(("post_max_size_default_bytes", "must not exceed post_max_size_cap_bytes"))
+        # Signer credentials are refreshed once their life falls below the longest URL
+        # plus a margin; they must start with more than that or every request would wait.
+        refresh_window = self.signer_ttl_seconds - (
+            self.presign_expires_max_seconds + SIGNER_MARGIN_SECONDS
+        )
+        if not self.sign_with_access_key and refresh_window < SIGNER_REFRESH_WINDOW_SECONDS:
+            found.append(
+                (
+                    "signer_ttl_seconds",
+                    f"must exceed presign_expires_max_seconds by at least "
+                    f"{SIGNER_MARGIN_SECONDS + SIGNER_REFRESH_WINDOW_SECONDS} s, so signer "
+                    "credentials can be refreshed before URLs would have to be shortened",
+                )
             )
         return found
 

@@ -37,11 +37,17 @@ def folder_resource(bucket: str, prefix: str) -> str:
     return f"acs:oss:*:*:{bucket}/{prefix}*"
 
 
+def _object_actions(permissions: Iterable[Permission]) -> list[str]:
+    """The object actions of `permissions`, in a stable order."""
+    granted = sorted(set(permissions), key=_ORDER.index)
+    return [action for p in granted for action in OBJECT_ACTIONS.get(p, ())]
+
+
 def build_policy(bucket: str, prefix: str, permissions: Iterable[Permission]) -> Policy:
     """The session policy granting exactly `permissions` inside `bucket/prefix`."""
-    granted = sorted(set(permissions), key=_ORDER.index)
+    granted = set(permissions)
     statements: list[dict[str, Any]] = []
-    actions = [action for p in granted for action in OBJECT_ACTIONS.get(p, ())]
+    actions = _object_actions(granted)
     if actions:
         statements.append(
             {"Effect": "Allow", "Action": actions, "Resource": [folder_resource(bucket, prefix)]}
@@ -104,3 +110,25 @@ def session_policy(
 def policy_digest(text: str) -> str:
     """A short stable name for a policy, for cache keys (the text itself is not secret)."""
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def signer_policy(bucket: str, root: str, permissions: Iterable[Permission], max_chars: int) -> str:
+    """The session policy of a scope's presigning credentials.
+
+    They sign URLs for every player of the scope, so they reach `root` (the part of
+    the prefix template before the player id; possibly the whole bucket), but only
+    with the scope's object actions: never listing, which presigning cannot offer.
+    """
+    actions = _object_actions(permissions)
+    if not actions:
+        raise InternalFault("the scope allows no presignable permission")
+    policy: Policy = {
+        "Version": "1",
+        "Statement": [
+            {"Effect": "Allow", "Action": actions, "Resource": [f"acs:oss:*:*:{bucket}/{root}*"]}
+        ],
+    }
+    text = serialise(policy)
+    if len(text) > max_chars:
+        raise PolicyTooLarge(len(text), max_chars)
+    return text

@@ -10,6 +10,7 @@ import enum
 import functools
 import hashlib
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -138,4 +139,160 @@ def validate_token_request(
         prefix=player_prefix(scope, player_id),
         permissions=resolve_permissions(scope, permissions),
         ttl_seconds=resolve_ttl(scope, ttl_seconds),
+    )
+
+
+class Method(enum.Enum):
+    GET = "GET"
+    PUT = "PUT"
+    HEAD = "HEAD"
+    DELETE = "DELETE"
+    POST = "POST"
+
+
+# What a presigned operation needs the scope to allow.
+METHOD_NEEDS: dict[Method, Permission] = {
+    Method.GET: Permission.READ,
+    Method.HEAD: Permission.READ,
+    Method.PUT: Permission.WRITE,
+    Method.POST: Permission.WRITE,
+    Method.DELETE: Permission.DELETE,
+}
+MAX_KEY_BYTES = 1023  # OSS's limit on a whole object key, in UTF-8
+MAX_CONTENT_TYPE_CHARS = 255
+V4_MAX_EXPIRES_SECONDS = 604800  # OSS refuses longer V4 presigned URLs
+# Invisible characters that reorder or hide text: a key that displays as
+# "save.dat" must be "save.dat".
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+_CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;\s*[ -~]*)?")
+
+
+def check_object_key(prefix: str, key: str) -> str:
+    """The full key (prefix + key) when `key` is a safe name inside the player's folder."""
+    if not key:
+        raise InvalidArgument("key", "is required")
+    if unicodedata.normalize("NFC", key) != key:
+        raise InvalidArgument("key", "is not NFC-normalised; normalise it to NFC before sending")
+    for char in key:
+        if unicodedata.category(char) == "Cc":
+            raise InvalidArgument("key", f"must not contain control character U+{ord(char):04X}")
+        if char in _BIDI_CONTROLS:
+            raise InvalidArgument(
+                "key", f"must not contain bidirectional control U+{ord(char):04X}"
+            )
+    if "\\" in key:
+        raise InvalidArgument("key", "must not contain '\\'")
+    if key.startswith("/"):
+        raise InvalidArgument("key", "must be relative to the player's folder: no leading '/'")
+    for segment in key.split("/"):
+        if segment == "":
+            raise InvalidArgument("key", "must not contain empty segments ('//' or a trailing '/')")
+        if segment in (".", ".."):
+            raise InvalidArgument("key", "must not contain '.' or '..' segments")
+    full_key = prefix + key
+    try:
+        size = len(full_key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidArgument("key", "must be valid UTF-8") from None
+    if size > MAX_KEY_BYTES:
+        raise InvalidArgument(
+            "key", f"makes a full key of {size} bytes; OSS allows at most {MAX_KEY_BYTES}"
+        )
+    return full_key
+
+
+def resolve_expires(scope: ScopeSettings, asked_seconds: float | None) -> int:
+    if asked_seconds is None:
+        return scope.presign_expires_default_seconds
+    if asked_seconds != int(asked_seconds):
+        raise InvalidArgument("expires_in", "must be a whole number of seconds")
+    cap = scope.presign_expires_max_seconds
+    if scope.presign_signature == "v4":
+        cap = min(cap, V4_MAX_EXPIRES_SECONDS)
+    if not 1 <= asked_seconds <= cap:
+        raise InvalidArgument(
+            "expires_in", f"must be between 1 and {cap} seconds in scope {scope.name!r}"
+        )
+    return int(asked_seconds)
+
+
+def check_content_type(method: Method, content_type: str) -> str | None:
+    if not content_type:
+        return None
+    if method not in (Method.PUT, Method.POST):
+        raise InvalidArgument("content_type", "applies to PUT and POST only")
+    if len(content_type) > MAX_CONTENT_TYPE_CHARS or not _CONTENT_TYPE.fullmatch(content_type):
+        raise InvalidArgument("content_type", "must be a media type such as image/png")
+    return content_type
+
+
+def resolve_max_size(scope: ScopeSettings, method: Method, asked: int) -> int | None:
+    """POST's upload cap in bytes: the scope's default for 0, never above its cap."""
+    if method is not Method.POST:
+        return None
+    if asked < 0:
+        raise InvalidArgument("max_size", "must not be negative")
+    if asked == 0:
+        return scope.post_max_size_default_bytes
+    if asked > scope.post_max_size_cap_bytes:
+        raise InvalidArgument(
+            "max_size",
+            f"must be at most {scope.post_max_size_cap_bytes} bytes in scope {scope.name!r}",
+        )
+    return asked
+
+
+@dataclass(frozen=True, slots=True)
+class PresignRequest:
+    """A PresignObject request after validation."""
+
+    scope: ScopeSettings
+    player_id: str
+    prefix: str
+    key: str  # the full key, prefix included
+    method: Method
+    expires_seconds: int
+    content_type: str | None
+    max_size: int | None
+    forbid_overwrite: bool
+
+
+def validate_presign_request(
+    scopes: Mapping[str, ScopeSettings],
+    *,
+    scope_name: str,
+    player_id: str,
+    key: str,
+    method: Method | None,
+    expires_seconds: float | None,
+    content_type: str,
+    max_size: int,
+    forbid_overwrite: bool,
+) -> PresignRequest:
+    scope = resolve_scope(scopes, scope_name)
+    check_player_id(scope, player_id)
+    prefix = player_prefix(scope, player_id)
+    full_key = check_object_key(prefix, key)
+    if method is None:
+        raise InvalidArgument("method", "is required: GET, PUT, HEAD, DELETE or POST")
+    needed = METHOD_NEEDS[method]
+    if needed.value not in scope.permissions:
+        raise InvalidArgument(
+            "method",
+            f"{method.value} needs {needed.value!r}, which scope {scope.name!r} does not allow",
+        )
+    if forbid_overwrite and method not in (Method.PUT, Method.POST):
+        raise InvalidArgument("forbid_overwrite", "applies to PUT and POST only")
+    return PresignRequest(
+        scope=scope,
+        player_id=player_id,
+        prefix=prefix,
+        key=full_key,
+        method=method,
+        expires_seconds=resolve_expires(scope, expires_seconds),
+        content_type=check_content_type(method, content_type),
+        max_size=resolve_max_size(scope, method, max_size),
+        forbid_overwrite=forbid_overwrite,
     )

@@ -1,14 +1,14 @@
 """TokenService: translates between protobuf messages and the domain, nothing more.
 
 Validation lives in `service.scopes`, caching and STS in `service.broker`,
-status mapping in `service.api.status`. PresignObject answers UNIMPLEMENTED
-until its issue lands: a clear status beats a fake response a caller might trust.
+presigning in `service.presign`, status mapping in `service.api.status`.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any, NoReturn
 
 import grpc
@@ -20,7 +20,8 @@ from service.api.status import abort_with
 from service.broker import CredentialBroker
 from service.config import ScopeSettings
 from service.errors import InvalidArgument, SatchelError
-from service.scopes import Permission, validate_token_request
+from service.presign import Presigner
+from service.scopes import Method, Permission, validate_presign_request, validate_token_request
 
 ServicerContext = grpc.aio.ServicerContext[Any, Any]
 
@@ -42,6 +43,27 @@ def permissions_from_proto(values: Iterable[pb.Permission.ValueType]) -> list[Pe
     return permissions
 
 
+_METHODS: dict[pb.HttpMethod.ValueType, Method] = {
+    pb.HTTP_METHOD_GET: Method.GET,
+    pb.HTTP_METHOD_PUT: Method.PUT,
+    pb.HTTP_METHOD_HEAD: Method.HEAD,
+    pb.HTTP_METHOD_DELETE: Method.DELETE,
+    pb.HTTP_METHOD_POST: Method.POST,
+}
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def _location(scope: ScopeSettings, prefix: str) -> pb.StorageLocation:
+    return pb.StorageLocation(
+        bucket=scope.bucket, region=scope.region, endpoint=scope.endpoint, prefix=prefix
+    )
+
+
 def deadline_of(context: ServicerContext) -> float | None:
     """The caller's deadline as event-loop time, or None when it set none."""
     # grpc.aio returns None when the caller set no deadline (the stubs say float).
@@ -56,9 +78,11 @@ class TokenService(pb_grpc.TokenServiceServicer):
         self,
         scopes: Mapping[str, ScopeSettings] | None = None,
         broker: CredentialBroker | None = None,
+        presigner: Presigner | None = None,
     ) -> None:
         self._scopes = scopes or {}
         self._broker = broker
+        self._presigner = presigner
 
     async def IssueToken(
         self, request: pb.IssueTokenRequest, context: ServicerContext
@@ -80,32 +104,51 @@ class TokenService(pb_grpc.TokenServiceServicer):
             )
         except SatchelError as error:
             await abort_with(context, error)
-        scope, credentials = token_request.scope, issued.credentials
-        expiration = Timestamp()
-        expiration.FromDatetime(credentials.expiration)
+        credentials = issued.credentials
         return pb.IssueTokenResponse(
             credentials=pb.Credentials(
                 access_key_id=credentials.access_key_id,
                 access_key_secret=credentials.access_key_secret,
                 security_token=credentials.security_token,
-                expiration=expiration,
+                expiration=_timestamp(credentials.expiration),
             ),
-            location=pb.StorageLocation(
-                bucket=scope.bucket,
-                region=scope.region,
-                endpoint=scope.endpoint,
-                prefix=token_request.prefix,
-            ),
+            location=_location(token_request.scope, token_request.prefix),
             permissions=sorted(_TO_PROTO[p] for p in token_request.permissions),
         )
 
     async def PresignObject(
         self, request: pb.PresignObjectRequest, context: ServicerContext
     ) -> pb.PresignObjectResponse:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED,
-            "PresignObject is not implemented in this build of Satchel yet; "
-            "use IssueToken for player-scoped credentials",
+        if self._presigner is None:
+            await _not_configured(context, "PresignObject")
+        try:
+            presign_request = validate_presign_request(
+                self._scopes,
+                scope_name=request.scope,
+                player_id=request.player_id,
+                key=request.key,
+                method=_METHODS.get(request.method),
+                expires_seconds=(
+                    request.expires_in.ToTimedelta().total_seconds()
+                    if request.HasField("expires_in")
+                    else None
+                ),
+                content_type=request.content_type,
+                max_size=request.max_size,
+                forbid_overwrite=request.forbid_overwrite,
+            )
+            presigned = self._presigner.presign(presign_request)
+        except SatchelError as error:
+            await abort_with(context, error)
+        scope = presign_request.scope
+        return pb.PresignObjectResponse(
+            url=presigned.url,
+            method=request.method,
+            headers=presigned.headers,
+            form_fields=presigned.form_fields,
+            expiration=_timestamp(presigned.expiration),
+            key=presign_request.key,
+            location=_location(scope, presign_request.prefix),
         )
 
 

@@ -1,0 +1,137 @@
+"""PresignObject's domain: one URL or POST form for one object, signed locally.
+
+The URL's lifetime is min(requested, the signer's remaining life minus a
+margin), and the expiration returned is that true moment: a URL never outlives
+the credentials that signed it, and is never handed out already dead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from yarl import URL
+
+from service.config import ScopeSettings
+from service.credentials import Clock, utc_now
+from service.errors import UpstreamUnavailable
+from service.scopes import Method, PresignRequest
+from service.signer import Signers
+from service.signing import (
+    OssEndpoint,
+    OssRequest,
+    PostPolicyRequest,
+    SigningCredentials,
+    V4KeyCache,
+    post_form_v1,
+    post_form_v4,
+    presign_v1,
+    presign_v4,
+)
+
+# What a PostObject answers on success (OSS's own default); sent so clients can rely on it.
+POST_SUCCESS_STATUS = "204"
+
+
+@dataclass(frozen=True, slots=True)
+class Presigned:
+    url: str = field(repr=False)  # carries a signature and a security token
+    method: Method
+    headers: Mapping[str, str]
+    form_fields: Mapping[str, str] = field(repr=False)
+    expiration: datetime
+
+
+def endpoint_of(scope: ScopeSettings) -> OssEndpoint:
+    url = URL(scope.endpoint)
+    return OssEndpoint(
+        host=url.raw_authority, scheme=url.scheme, path_style=scope.addressing == "path"
+    )
+
+
+class Presigner:
+    def __init__(
+        self, scopes: Mapping[str, ScopeSettings], signers: Signers, clock: Clock = utc_now
+    ):
+        self._endpoints = {name: endpoint_of(scope) for name, scope in scopes.items()}
+        self._signers = signers
+        self._clock = clock
+        # Derived V4 keys, per (access key, day, region): one HMAC chain per day, not per URL.
+        self._v4_keys = V4KeyCache()
+
+    def presign(self, request: PresignRequest) -> Presigned:
+        scope = request.scope
+        signer = self._signers.for_scope(scope.name)
+        now = self._clock()
+        lifetime = request.expires_seconds
+        usable = signer.usable_seconds(now)
+        if usable is not None:
+            lifetime = min(lifetime, math.floor(usable))
+        if lifetime < 1:
+            raise UpstreamUnavailable("presigning credentials are expiring and not yet renewed")
+        if request.method is Method.POST:
+            return self._post(request, signer.credentials, now, lifetime)
+        headers: dict[str, str] = {}
+        if request.content_type:
+            headers["Content-Type"] = request.content_type
+        if request.forbid_overwrite:
+            headers["x-oss-forbid-overwrite"] = "true"
+        oss_request = OssRequest(
+            method=request.method.value,
+            bucket=scope.bucket,
+            key=request.key,
+            credentials=signer.credentials,
+            now=now,
+            headers=headers,
+            region=scope.region,
+            expires=lifetime,
+            endpoint=self._endpoints[scope.name],
+        )
+        if scope.presign_signature == "v4":
+            signed = presign_v4(oss_request, self._v4_keys)
+        else:
+            signed = presign_v1(oss_request)
+        return Presigned(
+            url=signed.url,
+            method=request.method,
+            headers=dict(signed.signed_headers),
+            form_fields={},
+            expiration=datetime.fromtimestamp(signed.expires_at, UTC),
+        )
+
+    def _post(
+        self,
+        request: PresignRequest,
+        credentials: SigningCredentials,
+        now: datetime,
+        lifetime: int,
+    ) -> Presigned:
+        scope = request.scope
+        assert request.max_size is not None  # validation sets it for POST
+        policy_request = PostPolicyRequest(
+            bucket=scope.bucket,
+            credentials=credentials,
+            now=now,
+            expires=lifetime,
+            key=request.key,
+            content_length_range=(0, request.max_size),
+            content_type=request.content_type,
+            forbid_overwrite=request.forbid_overwrite,
+            region=scope.region,
+            endpoint=self._endpoints[scope.name],
+        )
+        if scope.presign_signature == "v4":
+            form = post_form_v4(policy_request, self._v4_keys)
+        else:
+            form = post_form_v1(policy_request)
+        assert form.url is not None  # an endpoint was given
+        fields = {**form.fields, "success_action_status": POST_SUCCESS_STATUS}
+        return Presigned(
+            url=form.url,
+            method=Method.POST,
+            headers={},
+            form_fields=fields,
+            expiration=datetime.fromtimestamp(form.expires_at, UTC),
+        )
