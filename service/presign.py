@@ -33,6 +33,10 @@ from service.signing import (
 
 # What a PostObject answers on success (OSS's own default); sent so clients can rely on it.
 POST_SUCCESS_STATUS = "204"
+# A PUT's Content-Type is part of its signature, and most HTTP clients send one of
+# their own when none is set (aiohttp, urllib, OkHttp). So a PUT always signs one,
+# and the response's headers tell the client exactly what to send.
+DEFAULT_PUT_CONTENT_TYPE = "application/octet-stream"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +78,8 @@ class Presigner:
         if request.method is Method.POST:
             return self._post(request, signer.credentials, now, lifetime)
         headers: dict[str, str] = {}
-        if request.content_type:
-            headers["Content-Type"] = request.content_type
+        if request.method is Method.PUT:
+            headers["Content-Type"] = request.content_type or DEFAULT_PUT_CONTENT_TYPE
         if request.forbid_overwrite:
             headers["x-oss-forbid-overwrite"] = "true"
         oss_request = OssRequest(

@@ -299,7 +299,9 @@ class PresignObjectRequest(_message.Message):
     """The operation to presign. Required; the scope must allow it."""
     content_type: _builtins.str
     """PUT and POST only: the Content-Type the upload must carry. Signed, so the
-    upload fails if the client sends another. Empty: not constrained.
+    upload fails if the client sends another. Empty: application/octet-stream
+    for PUT (returned in headers, because most HTTP clients add a Content-Type
+    of their own), not constrained for POST.
     """
     max_size: _builtins.int
     """POST only: the largest upload the form accepts, in bytes. 0: the scope's
