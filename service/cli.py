@@ -4,6 +4,8 @@ satchel serve    [--config PATH]      run from configuration (production)
 satchel dev      [--listen ADDR]      run beside the embedded STS + OSS emulator
 satchel emulator [--sts-port N ...]   run the emulator alone
 satchel health   [--target ADDR]      exit 0 only when the server reports SERVING
+satchel issue    --player ID ...      ask a running server for a token; print JSON
+satchel presign  --player ID --key K  ask a running server for a presigned URL or form
 satchel --version
 """
 
@@ -22,7 +24,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from service import __version__
+from satchel import cli as client_cli
+
+from service import __version__, logs
 from service.api.server import ListenError, build_server
 from service.api.servicer import TokenService
 from service.broker import CredentialBroker
@@ -82,13 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--config", type=Path, help="TOML settings file, to find the address")
     check.add_argument("--service", default="", help="service name; empty is the whole server")
     check.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
+
+    client_cli.add_commands(commands)  # issue, presign: the Python client's human face
     return parser
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+def _configure_logging(level: str, log_format: str = "text") -> None:
+    logs.configure(level, json_lines=log_format == "json")
 
 
 @asynccontextmanager
@@ -124,7 +128,7 @@ async def _serve(settings: Settings, banner: Callable[[str], str] | None = None)
 
 
 def _run(settings: Settings) -> int:
-    _configure_logging(settings.log.level)
+    _configure_logging(settings.log.level, settings.log.format)
     log.info("satchel %s starting (settings from %s)", __version__, settings.source)
     require_complete(settings)
     asyncio.run(_serve(settings))
@@ -251,6 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _configure_logging("INFO")
             asyncio.run(_emulator_alone(args))
             return EXIT_OK
+        if args.command in client_cli.COMMANDS:
+            return client_cli.run(args)
         return _health(args)
     except (ConfigError, ListenError) as exc:
         print(f"satchel: {exc}", file=sys.stderr)

@@ -92,6 +92,9 @@ class LogSettings:
     """The `[log]` table."""
 
     level: str = _setting("INFO", _one_of("DEBUG", "INFO", "WARNING", "ERROR"))
+    # json: one JSON object per line (for log shippers); text: for a terminal.
+    # Both are scrubbed of anything shaped like a secret.
+    format: str = _setting("json", _one_of("json", "text"))
 
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
@@ -263,6 +266,110 @@ class CacheSettings:
     # A cached credential is served only while its remaining life is at least this
     # share of the TTL asked for (and at least the scope's ttl_min_seconds).
     min_remaining_share: float = _setting(0.5, _between(0, 1))
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """The `[tls]` table: serve over TLS; with a client CA, require client certificates (mTLS)."""
+
+    # PEM files. Both empty: plaintext gRPC (for loopback, or behind a TLS-terminating proxy).
+    cert_file: str = _setting("")
+    key_file: str = _setting("")
+    # PEM CA bundle. Set: every client must present a certificate it signed, and
+    # [callers.NAME] cert_sans map certificates to callers.
+    client_ca_file: str = _setting("")
+
+    def problems(self) -> list[tuple[str, str]]:
+        if bool(self.cert_file) != bool(self.key_file):
+            return [("key_file", "cert_file and key_file go together: set both or neither")]
+        if self.client_ca_file and not self.cert_file:
+            return [("client_ca_file", "client certificates need server TLS: set cert_file")]
+        return []
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """The `[auth]` table."""
+
+    # Without [callers], `satchel serve` refuses a non-loopback listen address unless
+    # this says, on purpose, that anyone who can reach the port may mint credentials.
+    allow_unauthenticated: bool = _setting(False)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    """The `[limits]` table: per-player token buckets (per-caller ones are in [callers.NAME])."""
+
+    # Requests per second and burst per (scope, player); rate 0 turns the limit off.
+    player_rate_per_second: float = _setting(5.0, _between(0, 1_000_000))
+    player_burst: float = _setting(20.0, _between(1, 1_000_000))
+    # Players whose buckets are remembered; the least recently seen are forgotten.
+    players_tracked: int = _setting(100_000, _between(1, 10_000_000))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSettings:
+    """The `[audit]` table: one JSON line per decision."""
+
+    # "stdout", or a file path (appended to).
+    output: str = _setting("stdout", lambda v: None if v else "must not be empty")
+
+
+METHOD_NAMES = ("GET", "PUT", "HEAD", "DELETE", "POST")
+BEARER_KEY_ENTRY = re.compile(r"[0-9a-f]{16}:sha256:[0-9a-f]{64}")
+
+
+def _check_methods(value: tuple[str, ...]) -> str | None:
+    unknown = sorted(set(value) - set(METHOD_NAMES))
+    if unknown:
+        return f"unknown method {unknown[0]!r} (known: {', '.join(METHOD_NAMES)})"
+    return None
+
+
+def _check_key_entries(value: tuple[str, ...]) -> str | None:
+    for entry in value:
+        if not BEARER_KEY_ENTRY.fullmatch(entry):
+            return "each entry looks like KEYID:sha256:HEX, as printed by `satchel keygen`"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class GrantSettings:
+    """One `[callers.NAME.scopes.SCOPE]` table: what a caller may do in one scope."""
+
+    scope: str
+    # IssueToken: the permissions it may ask for (or receive as the scope's default).
+    permissions: tuple[str, ...] = _setting((), _check_permissions)
+    # PresignObject: the HTTP methods it may presign.
+    methods: tuple[str, ...] = _setting((), _check_methods)
+    # Empty: any player the scope accepts; else player ids must also match this whole.
+    player_id_pattern: str = _setting("", _check_pattern)
+
+    def problems(self) -> list[tuple[str, str]]:
+        if not self.permissions and not self.methods:
+            return [("permissions", "a grant must allow some permissions or methods")]
+        return []
+
+
+@dataclass(frozen=True, slots=True)
+class CallerSettings:
+    """One `[callers.NAME]` table: a game server (fleet) that may ask, and what it may ask."""
+
+    name: str
+    # Bearer keys as KEYID:sha256:HEX (from `satchel keygen`); several while rotating.
+    keys: tuple[str, ...] = _setting((), _check_key_entries)
+    # Client-certificate SANs naming this caller: a URI (spiffe://...) or a DNS name.
+    cert_sans: tuple[str, ...] = _setting(())
+    # Requests per second and burst for this caller; rate 0 turns the limit off.
+    rate_per_second: float = _setting(100.0, _between(0, 1_000_000))
+    burst: float = _setting(200.0, _between(1, 1_000_000))
+    # By scope name: the [callers.NAME.scopes.SCOPE] tables.
+    scopes: Mapping[str, GrantSettings] = field(default_factory=dict)
+
+    def problems(self) -> list[tuple[str, str]]:
+        if not self.keys and not self.cert_sans:
+            return [("keys", "a caller needs keys or cert_sans, or it can never be recognised")]
+        return []
 
 
 @dataclass(frozen=True, slots=True)
