@@ -37,10 +37,13 @@ MAX_RESPONSE_BYTES = 64 * 1024  # a real answer is ~2 KiB; anything huge is not 
 class _Attempt(Exception):
     """One failed attempt: the error to raise and whether another attempt may help."""
 
-    def __init__(self, error: SatchelError, retryable: bool, timeout: bool = False) -> None:
+    def __init__(
+        self, error: SatchelError, retryable: bool, outcome: str, timeout: bool = False
+    ) -> None:
         super().__init__(str(error))
         self.error = error
         self.retryable = retryable
+        self.outcome = outcome  # for metrics: an error code or a transport failure kind
         self.timeout = timeout
 
 
@@ -56,6 +59,7 @@ class AliyunStsClient:
         clock: Clock = utc_now,
         rng: random.Random | None = None,
         nonce: Callable[[], str] = lambda: uuid.uuid4().hex,
+        observe: Callable[[str, float], None] | None = None,
     ) -> None:
         self._session = session
         self._settings = settings
@@ -67,6 +71,8 @@ class AliyunStsClient:
         self._rng = rng or random.SystemRandom()
         self._nonce = nonce
         self._quota = RetryQuota()
+        # Called after every attempt with (outcome, seconds): metrics, when wired.
+        self._observe = observe or (lambda outcome, seconds: None)
 
     async def assume_role(
         self, request: AssumeRoleRequest, *, deadline: float | None
@@ -75,9 +81,11 @@ class AliyunStsClient:
         attempt = 0
         while True:
             attempt += 1
+            started = loop.time()
             try:
                 result = await self._attempt(request, deadline)
             except _Attempt as failed:
+                self._observe(failed.outcome, loop.time() - started)
                 log.warning("AssumeRole attempt %d failed: %s", attempt, failed.error)
                 if not failed.retryable or attempt >= self._settings.max_attempts:
                     raise failed.error from None
@@ -89,6 +97,7 @@ class AliyunStsClient:
                     raise failed.error from None
                 await asyncio.sleep(pause)
                 continue
+            self._observe("ok", loop.time() - started)
             self._quota.refund()
             return result
 
@@ -141,7 +150,9 @@ class AliyunStsClient:
         if deadline is not None:
             total = min(total, deadline - loop.time())
             if total <= 0:
-                raise _Attempt(UpstreamDeadline("no time left to call STS"), retryable=False)
+                raise _Attempt(
+                    UpstreamDeadline("no time left to call STS"), False, outcome="timeout"
+                )
         timeout = aiohttp.ClientTimeout(
             total=total, sock_connect=self._settings.connect_timeout_seconds
         )
@@ -164,16 +175,19 @@ class AliyunStsClient:
                 raise _Attempt(
                     UpstreamDeadline("the deadline ran out while STS was answering"),
                     retryable=False,
+                    outcome="timeout",
                 ) from None
-            raise _Attempt(UpstreamUnavailable("STS did not answer in time"), True, True) from None
+            raise _Attempt(
+                UpstreamUnavailable("STS did not answer in time"), True, "timeout", timeout=True
+            ) from None
         except aiohttp.ClientSSLError as exc:
             # Never retried and never downgraded: a bad certificate is not transient.
             raise _Attempt(
-                UpstreamUnavailable(f"TLS with STS failed: {type(exc).__name__}"), retryable=False
+                UpstreamUnavailable(f"TLS with STS failed: {type(exc).__name__}"), False, "tls"
             ) from None
         except aiohttp.ClientError as exc:
             raise _Attempt(
-                UpstreamUnavailable(f"cannot reach STS: {type(exc).__name__}"), retryable=True
+                UpstreamUnavailable(f"cannot reach STS: {type(exc).__name__}"), True, "connection"
             ) from None
         return self._interpret(status, raw)
 
@@ -184,24 +198,27 @@ class AliyunStsClient:
                     f"STS answered a redirect (HTTP {status}); redirects are not followed"
                 ),
                 retryable=False,
+                outcome="redirect",
             )
         document = _json_object(raw)
         if document is None:
             raise _Attempt(
                 UpstreamUnavailable(f"STS answered HTTP {status} without a JSON body"),
                 retryable=status >= 500,
+                outcome="malformed",
             )
         if status != 200:
             code = str(document.get("Code", ""))
             request_id = str(document.get("RequestId", ""))
             return_error = classify(code, status, request_id)
-            raise _Attempt(return_error, retryable=is_retryable(code, status))
+            raise _Attempt(return_error, is_retryable(code, status), outcome=code or "malformed")
         try:
             return _parse_credentials(document, self._clock)
         except (KeyError, TypeError, ValueError) as exc:
             raise _Attempt(
                 UpstreamUnavailable(f"STS answered 200 without usable credentials: {exc}"),
                 retryable=False,
+                outcome="malformed",
             ) from None
 
 

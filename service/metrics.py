@@ -1,0 +1,152 @@
+"""Prometheus metrics: what operators alert on, with no player id or key as a label.
+
+Hot paths keep plain counters (BrokerStats, the budget's tokens, signer
+expiries); a collector turns them into samples at scrape time, so serving a
+request never touches a metrics lock. RPC and STS timings are histograms
+observed once per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from service.broker import CredentialBroker
+from service.budget import TokenBucket
+from service.credentials import Clock, utc_now
+from service.signer import ScopeSigner
+
+# Latency buckets from a cache hit (~0.5 ms) to an STS call near its timeout.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# STS outcomes are error codes from a known table; anything else is counted as "other"
+# so a misbehaving peer cannot create unbounded label values.
+STS_OUTCOMES = frozenset(
+    {
+        "ok",
+        "timeout",
+        "connection",
+        "tls",
+        "redirect",
+        "malformed",
+        "Throttling",
+        "ServiceUnavailable",
+        "InternalError",
+        "SignatureNonceUsed",
+        "InvalidParameter",
+        "NoPermission",
+        "EntityNotExist.Role",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "InvalidTimeStamp",
+    }
+)
+
+
+def sts_outcome_label(outcome: str) -> str:
+    for known in STS_OUTCOMES:
+        if outcome.startswith(known):
+            return known
+    return "other"
+
+
+@dataclass(frozen=True)
+class Metrics:
+    registry: CollectorRegistry
+    rpc_requests: Counter
+    rpc_latency: Histogram
+    rpc_in_flight: Gauge
+    sts_calls: Counter
+    sts_latency: Histogram
+
+    def observe_sts(self, outcome: str, seconds: float) -> None:
+        self.sts_calls.labels(sts_outcome_label(outcome)).inc()
+        self.sts_latency.observe(seconds)
+
+
+def new_metrics() -> Metrics:
+    registry = CollectorRegistry()
+    return Metrics(
+        registry=registry,
+        rpc_requests=Counter(
+            "satchel_rpc_requests",
+            "RPCs served, by method and gRPC status code.",
+            ["method", "code"],
+            registry=registry,
+        ),
+        rpc_latency=Histogram(
+            "satchel_rpc_latency_seconds",
+            "RPC latency, by method.",
+            ["method"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ),
+        rpc_in_flight=Gauge("satchel_rpc_in_flight", "RPCs being served.", registry=registry),
+        sts_calls=Counter(
+            "satchel_sts_calls",
+            "AssumeRole attempts, by outcome (ok or the upstream error class).",
+            ["outcome"],
+            registry=registry,
+        ),
+        sts_latency=Histogram(
+            "satchel_sts_latency_seconds",
+            "AssumeRole attempt latency.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ),
+    )
+
+
+class StateCollector(Collector):
+    """Samples read from the broker, the budget and the signers at scrape time."""
+
+    def __init__(
+        self,
+        broker: CredentialBroker,
+        budget: TokenBucket,
+        signers: Mapping[str, ScopeSigner],
+        clock: Clock = utc_now,
+    ) -> None:
+        self._broker = broker
+        self._budget = budget
+        self._signers = signers
+        self._clock = clock
+
+    def collect(self) -> Iterable[Metric]:
+        stats = self._broker.stats
+        counters: dict[str, tuple[str, Callable[[], int]]] = {
+            "satchel_cache_hits": ("Credential cache hits.", lambda: stats.hits),
+            "satchel_cache_misses": ("Credential cache misses.", lambda: stats.misses),
+            "satchel_cache_coalesced": (
+                "Misses that joined an AssumeRole already in flight.",
+                lambda: stats.coalesced,
+            ),
+            "satchel_cache_evictions": (
+                "Entries evicted by the LRU bound.",
+                lambda: stats.evictions,
+            ),
+        }
+        for name, (documentation, read) in counters.items():
+            yield CounterMetricFamily(name, documentation, value=read())
+        yield GaugeMetricFamily(
+            "satchel_cache_entries", "Credentials held in the cache.", value=len(self._broker)
+        )
+        yield GaugeMetricFamily(
+            "satchel_sts_budget_tokens",
+            "AssumeRole calls the budget allows right now (negative: calls queued).",
+            value=self._budget.available,
+        )
+        remaining = GaugeMetricFamily(
+            "satchel_signer_remaining_seconds",
+            "Life left in each scope's presigning credentials (absent: none held).",
+            labels=["scope"],
+        )
+        now = self._clock()
+        for name, signer in self._signers.items():
+            current = signer.current
+            if current is not None and current.expiration is not None:
+                remaining.add_metric([name], (current.expiration - now).total_seconds())
+        yield remaining

@@ -1,0 +1,99 @@
+"""Metrics: RPCs by method and code, STS outcomes, and state read at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import grpc
+import pytest
+import pytest_asyncio
+from prometheus_client import generate_latest
+from support.fakes import FakeClock, ScriptedSts
+from support.scopes import make_scope
+
+from satchel.v1 import token_service_pb2 as pb
+from satchel.v1 import token_service_pb2_grpc as pb_grpc
+from service.api.observe import MetricsInterceptor
+from service.api.servicer import TokenService
+from service.broker import CredentialBroker
+from service.budget import TokenBucket
+from service.config import AccessKey, CacheSettings
+from service.metrics import Metrics, StateCollector, new_metrics, sts_outcome_label
+from service.scopes import Permission, TokenRequest
+from service.signer import ScopeSigner
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(name, labels or None)
+
+
+@pytest_asyncio.fixture
+async def observed() -> AsyncIterator[tuple[Metrics, pb_grpc.TokenServiceAsyncStub]]:
+    metrics = new_metrics()
+    server = grpc.aio.server(interceptors=[MetricsInterceptor(metrics)])
+    pb_grpc.add_TokenServiceServicer_to_server(TokenService(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield metrics, pb_grpc.TokenServiceStub(channel)
+    finally:
+        await server.stop(None)
+
+
+@pytest.mark.asyncio
+async def test_rpcs_are_counted_by_method_and_status_code(observed) -> None:
+    metrics, stub = observed
+    for _ in range(3):
+        with pytest.raises(grpc.aio.AioRpcError):
+            await stub.IssueToken(pb.IssueTokenRequest(player_id="secret-player"), timeout=5)
+    count = sample(
+        metrics, "satchel_rpc_requests_total", method="IssueToken", code="FAILED_PRECONDITION"
+    )
+    assert count == 3
+    assert sample(metrics, "satchel_rpc_latency_seconds_count", method="IssueToken") == 3
+    assert sample(metrics, "satchel_rpc_in_flight") == 0
+    assert b"secret-player" not in generate_latest(metrics.registry)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "label"),
+    [
+        ("ok", "ok"),
+        ("Throttling.User", "Throttling"),
+        ("InvalidParameter.PolicyGrammar", "InvalidParameter"),
+        ("timeout", "timeout"),
+        ("<html>attacker-chosen", "other"),
+        ("", "other"),
+    ],
+)
+def test_sts_outcomes_have_bounded_labels(outcome: str, label: str) -> None:
+    assert sts_outcome_label(outcome) == label
+    metrics = new_metrics()
+    metrics.observe_sts(outcome, 0.02)
+    assert sample(metrics, "satchel_sts_calls_total", outcome=label) == 1
+
+
+@pytest.mark.asyncio
+async def test_state_collector_reads_cache_budget_and_signers_at_scrape_time() -> None:
+    clock = FakeClock()
+    sts = ScriptedSts(clock, delay=0)
+    budget = TokenBucket(50, burst=50)
+    broker = CredentialBroker(sts, CacheSettings(), budget, clock)
+    scope = make_scope()
+    signer = ScopeSigner(scope, sts, budget, AccessKey("LTAI-id", "secret"), clock)
+    await signer.refresh()
+    request = TokenRequest(scope, "p1", "players/p1/", frozenset({Permission.READ}), 3600)
+    await broker.credentials_for(request, deadline=None)
+    await broker.credentials_for(request, deadline=None)
+    metrics = new_metrics()
+    metrics.registry.register(StateCollector(broker, budget, {"saves": signer}, clock))
+    clock.now += timedelta(seconds=100)
+    assert sample(metrics, "satchel_cache_hits_total") == 1
+    assert sample(metrics, "satchel_cache_misses_total") == 1
+    assert sample(metrics, "satchel_cache_entries") == 1
+    assert sample(metrics, "satchel_signer_remaining_seconds", scope="saves") == 3500
+    tokens = sample(metrics, "satchel_sts_budget_tokens")
+    assert tokens is not None
+    assert 47 <= tokens <= 50
