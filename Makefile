@@ -9,7 +9,7 @@ TEST_STAMP := $(VENV)/.installed-test
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 LINTED := $(wildcard service clients/python/satchel tests scripts bench examples)
 
-.PHONY: run test lint typecheck unit proto bench venv clean
+.PHONY: run test lint typecheck unit proto bench soak venv clean
 
 run: $(RUN_STAMP)
 	$(BIN)/satchel dev
@@ -32,6 +32,11 @@ proto: $(TEST_STAMP)
 
 bench: $(TEST_STAMP)
 	$(BIN)/python -m bench
+
+# A bounded (60 s) soak under injected STS faults; fails on any wrong status,
+# short-lived credential, growth in memory, tasks or fds, or secret in the log.
+soak: $(TEST_STAMP)
+	$(BIN)/python scripts/soak.py --seconds 60
 
 # A venv is stale when its interpreter is gone or older than 3.11 (for
 # example after a Python upgrade): rebuild it from scratch, stamps included.

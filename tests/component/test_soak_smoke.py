@@ -1,0 +1,22 @@
+"""The soak script works: a few seconds of it, so `make soak` cannot rot unnoticed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from support.processes import REPO_ROOT
+
+
+def test_a_short_soak_passes() -> None:
+    result = subprocess.run(
+        [sys.executable, "scripts/soak.py", "--seconds", "4", "--concurrency", "4"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "soak: passed" in result.stdout
+    assert "'OK':" in result.stdout
