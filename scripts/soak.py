@@ -53,6 +53,15 @@ class Findings:
     samples: list[tuple[float, int, int, int]] = field(default_factory=list)  # t, rss, tasks, fds
 
 
+# Enough secrets to search the log for; more would make the soak's own memory grow.
+MAX_REMEMBERED = 5000
+
+
+def remember(found: Findings, *secrets: str) -> None:
+    if len(found.secrets) < MAX_REMEMBERED:
+        found.secrets.update(secrets)
+
+
 def rss_kib() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -68,7 +77,7 @@ async def issue(stack: Stack, rng: random.Random, found: Findings) -> None:
         ttl=Duration(seconds=ttl),
     )
     reply = await stack.stub.IssueToken(request, timeout=3)
-    found.secrets.update({reply.credentials.access_key_secret, reply.credentials.security_token})
+    remember(found, reply.credentials.access_key_secret, reply.credentials.security_token)
     left = (reply.credentials.expiration.ToDatetime(UTC) - datetime.now(UTC)).total_seconds()
     promised = max(900, 0.5 * ttl)  # the dev scope's minimum and the cache's share
     if left < promised - 2:
@@ -84,8 +93,8 @@ async def presign(stack: Stack, rng: random.Random, found: Findings) -> None:
         expires_in=Duration(seconds=600),
     )
     reply = await stack.stub.PresignObject(request, timeout=3)
-    found.secrets.update(v for k, v in reply.form_fields.items() if "signature" in k.lower())
-    found.secrets.add(reply.url.rsplit("=", 1)[-1])  # the URL's signature
+    remember(found, *(v for k, v in reply.form_fields.items() if "signature" in k.lower()))
+    remember(found, reply.url.rsplit("=", 1)[-1])  # the URL's signature
     left = (reply.expiration.ToDatetime(UTC) - datetime.now(UTC)).total_seconds()
     if not 0 < left <= 600:
         found.problems.append(f"PresignObject expiration {left:.0f} s away, asked 600")

@@ -83,7 +83,8 @@ class CredentialBroker:
         self._budget = budget
         self._clock = clock
         self._cache: OrderedDict[CacheKey, AssumeRoleResult] = OrderedDict()
-        self._flights: dict[CacheKey, asyncio.Future[AssumeRoleResult]] = {}
+        # Calls in flight per key, with the DurationSeconds each asked for.
+        self._flights: dict[CacheKey, tuple[asyncio.Future[AssumeRoleResult], int]] = {}
         self.stats = BrokerStats()
 
     def __len__(self) -> int:
@@ -108,8 +109,13 @@ class CredentialBroker:
             self.stats.hits += 1
             return IssuedCredentials(cached.credentials, cached.request_id, from_cache=True)
         self.stats.misses += 1
-        flight = self._flights.get(key)
-        if flight is None:
+        joined = self._flights.get(key)
+        if joined is not None and joined[1] >= needed:
+            flight = joined[0]
+            self.stats.coalesced += 1
+        else:
+            # No call in flight, or one asking too short a life for this caller (a
+            # 900 s ask must not make a concurrent 3600 s ask fail): make our own.
             assume = AssumeRoleRequest(
                 role_arn=scope.role_arn,
                 role_session_name=role_session_name(request.player_id),
@@ -118,8 +124,6 @@ class CredentialBroker:
                 external_id=scope.external_id,
             )
             flight = self._start_flight(key, assume, deadline)
-        else:
-            self.stats.coalesced += 1
         try:
             # Shielded: one caller giving up must not cancel the call others wait on.
             async with asyncio.timeout_at(deadline):
@@ -144,10 +148,11 @@ class CredentialBroker:
         self, key: CacheKey, assume: AssumeRoleRequest, deadline: float | None
     ) -> asyncio.Future[AssumeRoleResult]:
         flight = asyncio.ensure_future(self._fetch(key, assume, deadline))
-        self._flights[key] = flight
+        self._flights[key] = (flight, assume.duration_seconds)
 
         def landed(done: asyncio.Future[AssumeRoleResult]) -> None:
-            if self._flights.get(key) is done:
+            current = self._flights.get(key)
+            if current is not None and current[0] is done:
                 del self._flights[key]
             # Mark a failure as seen even when every waiter has gone away.
             if not done.cancelled():
@@ -175,7 +180,7 @@ class CredentialBroker:
 
     async def close(self) -> None:
         """Cancel flights nobody will wait for (at shutdown)."""
-        for flight in list(self._flights.values()):
+        for flight, _ in list(self._flights.values()):
             flight.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await flight

@@ -187,3 +187,22 @@ async def test_credentials_shorter_than_promised_are_never_returned() -> None:
     broker = make_broker(sts, clock)
     with pytest.raises(UpstreamUnavailable, match="shorter-lived"):
         await broker.credentials_for(token_request(ttl=3600), deadline=soon())
+
+
+@pytest.mark.asyncio
+async def test_a_longer_ask_does_not_ride_on_a_shorter_call_in_flight() -> None:
+    clock = FakeClock()
+    sts = ScriptedSts(clock, delay=0.05)
+    broker = make_broker(sts, clock)
+    short, long_ = await asyncio.gather(
+        broker.credentials_for(token_request(ttl=900), deadline=soon()),
+        broker.credentials_for(token_request(ttl=3600), deadline=soon()),
+    )
+    assert short.credentials.remaining_seconds(clock.now) == 900
+    assert long_.credentials.remaining_seconds(clock.now) == 3600
+    assert [c.duration_seconds for c in sts.calls] == [900, 3600]
+    # A shorter ask may ride on a longer call, though.
+    await asyncio.gather(
+        *(broker.credentials_for(token_request("q", ttl=t), deadline=soon()) for t in (3600, 900))
+    )
+    assert [c.duration_seconds for c in sts.calls[2:]] == [3600]
