@@ -80,3 +80,30 @@ class UpstreamBug(SatchelError):
     def __init__(self, code: str) -> None:
         super().__init__(f"STS rejected a parameter Satchel sent: {code}")
         self.code = code
+
+
+class Unauthenticated(SatchelError):
+    """The caller's credentials are missing or bad.
+
+    `reason` is for the audit log only; the caller is told nothing about which
+    part was wrong, so a probe learns nothing from the answer.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class PermissionDenied(SatchelError):
+    """An authenticated caller asked for something its grants do not cover."""
+
+
+class RateLimited(SatchelError):
+    """A caller's or a player's request rate is over its configured limit."""
+
+    retryable = True
+
+    def __init__(self, subject: str, retry_after_seconds: float) -> None:
+        super().__init__(f"rate limit exceeded for this {subject}")
+        self.subject = subject
+        self.retry_after_seconds = retry_after_seconds

@@ -18,10 +18,14 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from service.audit import current_call
 from service.errors import (
     InternalFault,
     InvalidArgument,
+    PermissionDenied,
+    RateLimited,
     SatchelError,
+    Unauthenticated,
     UpstreamBug,
     UpstreamDeadline,
     UpstreamRejected,
@@ -29,6 +33,16 @@ from service.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+# Refusals by policy: the audit line records each one, so they are not logged again.
+_POLICY_REFUSALS = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +56,10 @@ class Mapped:
 # (error class, status, what the caller is told). First match wins: subclasses first.
 STATUS_TABLE: tuple[tuple[type[SatchelError], grpc.StatusCode, str], ...] = (
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT, ""),  # message is the field's rule
+    # The same words whatever was wrong: a probe learns nothing about which part failed.
+    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED, "missing or invalid caller credentials"),
+    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED, ""),  # message names the rule
+    (RateLimited, grpc.StatusCode.RESOURCE_EXHAUSTED, ""),  # message names caller or player
     (
         UpstreamUnavailable,
         grpc.StatusCode.UNAVAILABLE,
@@ -74,8 +92,12 @@ def map_error(error: SatchelError) -> Mapped:
     code, message = _row(error)
     if isinstance(error, InvalidArgument):
         return Mapped(code, str(error), field=error.field)
-    retry = error.retry_after_seconds if isinstance(error, UpstreamUnavailable) else None
-    return Mapped(code, message, retry_after_seconds=retry)
+    if isinstance(error, RateLimited):
+        message = f"{error}; retry after the RetryInfo delay"
+    retry = (
+        error.retry_after_seconds if isinstance(error, UpstreamUnavailable | RateLimited) else None
+    )
+    return Mapped(code, message or str(error), retry_after_seconds=retry)
 
 
 def _packed(message: Any) -> any_pb2.Any:
@@ -106,8 +128,11 @@ def rich_status(error: SatchelError) -> grpc.Status:
 async def abort_with(context: grpc.aio.ServicerContext[Any, Any], error: SatchelError) -> NoReturn:
     """End the RPC with the mapped status; log what operators need (never secrets)."""
     status = rich_status(error)
+    current_call().refused(error)
     if status.code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.FAILED_PRECONDITION):
         log.error("%s: %s", type(error).__name__, getattr(error, "operator_message", error))
-    elif status.code != grpc.StatusCode.INVALID_ARGUMENT:
+    elif status.code not in _POLICY_REFUSALS:
         log.warning("%s: %s", type(error).__name__, error)
-    await context.abort(status.code, status.details, status.trailing_metadata)
+    # abort() replaces trailing metadata already set (the request id): send both.
+    metadata = (*context.trailing_metadata(), *status.trailing_metadata)
+    await context.abort(status.code, status.details, metadata)

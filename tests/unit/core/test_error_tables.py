@@ -10,8 +10,11 @@ from service.api.status import map_error, rich_status
 from service.errors import (
     InternalFault,
     InvalidArgument,
+    PermissionDenied,
     PolicyTooLarge,
+    RateLimited,
     SatchelError,
+    Unauthenticated,
     UpstreamBug,
     UpstreamDeadline,
     UpstreamRejected,
@@ -69,6 +72,9 @@ def test_every_sts_code_maps_to_its_status(
         (PolicyTooLarge(3000, 2048), S.INTERNAL, None, "internal error"),
         (InternalFault("shape"), S.INTERNAL, None, "internal error"),
         (SatchelError("anything else"), S.INTERNAL, None, "internal error"),
+        (Unauthenticated("unknown key id"), S.UNAUTHENTICATED, None, "missing or invalid"),
+        (PermissionDenied("may not use scope 'x'"), S.PERMISSION_DENIED, None, "scope 'x'"),
+        (RateLimited("player", 0.4), S.RESOURCE_EXHAUSTED, 0.4, "this player; retry"),
     ],
 )
 def test_every_domain_error_maps_to_a_status_and_a_message(
@@ -100,6 +106,18 @@ def test_unavailable_carries_a_retry_info_rounded_up_to_whole_seconds() -> None:
     info = error_details_pb2.RetryInfo()
     assert rich.details[0].Unpack(info)
     assert info.retry_delay.seconds == 1
+
+
+def test_rate_limited_carries_a_retry_info() -> None:
+    rich = _details(rich_status(RateLimited("caller", 2.2)))
+    info = error_details_pb2.RetryInfo()
+    assert rich.details[0].Unpack(info)
+    assert info.retry_delay.seconds == 3
+
+
+def test_unauthenticated_never_says_which_part_was_wrong() -> None:
+    for reason in ("no credentials", "key does not match (0123)", "certificate names no caller"):
+        assert map_error(Unauthenticated(reason)).message == "missing or invalid caller credentials"
 
 
 def test_operator_detail_never_reaches_the_caller() -> None:

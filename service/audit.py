@@ -1,0 +1,156 @@
+"""The audit trail: one JSON line per decision, and the record each call builds up.
+
+The API layer opens a CallRecord when a call arrives (request id, peer, caller),
+the servicer and admission fill in what was asked and what was handed out, and
+the line is written once the call's status is known. A record holds only public
+values: names, ids, the AccessKeyId and expiry. Never a secret, security token,
+signature or URL: none of those has a field here to land in.
+
+Lines go through a stdlib logger of their own (not the root logger), so they are
+never mixed with operational logs or dropped by their level.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from service.callers import Caller
+from service.config import AuditSettings
+from service.credentials import Clock, utc_now
+from service.errors import ConfigError, SatchelError, Unauthenticated
+from service.scopes import PresignRequest, TokenRequest
+
+# Statuses that are a refusal by policy rather than a failure to serve.
+_DENIED = frozenset(
+    {"UNAUTHENTICATED", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "INVALID_ARGUMENT"}
+)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """What is known about one call so far. Filled in as the call proceeds."""
+
+    rpc: str
+    request_id: str
+    peer: str = ""
+    caller: Caller | None = None
+    scope: str | None = None
+    player: str | None = None
+    permissions: list[str] | None = None
+    method: str | None = None
+    key: str | None = None
+    reason: str | None = None
+    sts_request_id: str | None = None
+    access_key_id: str | None = None
+    expiration: str | None = None
+    from_cache: bool | None = None
+
+    def asked(self, request: TokenRequest | PresignRequest) -> None:
+        self.scope = request.scope.name
+        self.player = request.player_id
+        if isinstance(request, TokenRequest):
+            self.permissions = sorted(p.value for p in request.permissions)
+        else:
+            self.method = request.method.value
+            self.key = request.key
+
+    def handed_out(
+        self,
+        expiration: datetime,
+        access_key_id: str | None = None,
+        sts_request_id: str | None = None,
+        from_cache: bool | None = None,
+    ) -> None:
+        """What left the server: only the public parts of credentials, and when they end."""
+        self.expiration = _iso(expiration)
+        self.access_key_id = access_key_id
+        self.sts_request_id = sts_request_id
+        self.from_cache = from_cache
+
+    def refused(self, error: SatchelError) -> None:
+        # For operators: why. Unauthenticated's reason never reaches the caller.
+        self.reason = error.reason if isinstance(error, Unauthenticated) else str(error)
+
+    def line(self, time: datetime, status: str) -> str:
+        caller = self.caller
+        document = {
+            "time": _iso(time),
+            "request_id": self.request_id,
+            "rpc": self.rpc,
+            "peer": self.peer,
+            "caller": caller.name if caller else None,
+            "auth": caller.via if caller else None,
+            "credential": caller.credential if caller else None,
+            "scope": self.scope,
+            "player": self.player,
+            "permissions": self.permissions,
+            "method": self.method,
+            "key": self.key,
+            "outcome": "allowed" if status == "OK" else "denied" if status in _DENIED else "failed",
+            "status": status,
+            "reason": self.reason,
+            "sts_request_id": self.sts_request_id,
+            "access_key_id": self.access_key_id,
+            "expiration": self.expiration,
+            "from_cache": self.from_cache,
+        }
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=True)
+
+
+_CURRENT: contextvars.ContextVar[CallRecord | None] = contextvars.ContextVar(
+    "satchel_call", default=None
+)
+
+
+def current_call() -> CallRecord:
+    """The record of the call being served; a detached one when none was opened."""
+    record = _CURRENT.get()
+    return record if record is not None else CallRecord(rpc="", request_id="")
+
+
+def open_call(record: CallRecord) -> contextvars.Token[CallRecord | None]:
+    return _CURRENT.set(record)
+
+
+def close_call(token: contextvars.Token[CallRecord | None]) -> None:
+    _CURRENT.reset(token)
+
+
+class AuditLog:
+    """Writes decision lines through its own handler."""
+
+    def __init__(self, handler: logging.Handler, clock: Clock = utc_now) -> None:
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        # A logger outside the logging tree: the root logger's handlers and level
+        # never see, duplicate or filter audit lines.
+        self._logger = logging.Logger("satchel.audit", logging.INFO)
+        self._logger.propagate = False
+        self._logger.addHandler(handler)
+        self._handler = handler
+        self._clock = clock
+
+    def write(self, record: CallRecord, status: str) -> None:
+        self._logger.info(record.line(self._clock(), status))
+
+    def close(self) -> None:
+        self._handler.close()
+
+
+def audit_log_from(settings: AuditSettings) -> AuditLog:
+    """The configured destination: stdout, or a file appended to."""
+    if settings.output == "stdout":
+        return AuditLog(logging.StreamHandler(sys.stdout))
+    try:
+        return AuditLog(logging.FileHandler(Path(settings.output), encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError("audit.output", f"cannot open {settings.output}: {exc}") from None

@@ -1,0 +1,139 @@
+"""Audit lines: one JSON object per decision, public fields only, to a stream or a file."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from support.scopes import make_scope
+
+from service.admission import Admission
+from service.audit import (
+    AuditLog,
+    CallRecord,
+    audit_log_from,
+    close_call,
+    current_call,
+    open_call,
+)
+from service.callers import Authorizer, Caller
+from service.config import AuditSettings, CallerSettings, GrantSettings
+from service.errors import ConfigError, PermissionDenied, Unauthenticated
+from service.scopes import Permission, validate_token_request
+
+NOW = datetime(2026, 11, 28, 12, 0, 0, 123000, tzinfo=UTC)
+SCOPES = {"saves": make_scope()}
+
+
+def written(record: CallRecord, status: str) -> dict[str, object]:
+    stream = io.StringIO()
+    AuditLog(logging.StreamHandler(stream), clock=lambda: NOW).write(record, status)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    document: dict[str, object] = json.loads(lines[0])
+    return document
+
+
+def test_an_allowed_issue_token_line_names_everything_public() -> None:
+    record = CallRecord(rpc="IssueToken", request_id="req-1", peer="ipv4:127.0.0.1:5000")
+    record.caller = Caller("eu", "key", "0123456789abcdef")
+    record.asked(
+        validate_token_request(
+            SCOPES,
+            scope_name="",
+            player_id="p1",
+            permissions=[Permission.WRITE, Permission.READ],
+            ttl_seconds=None,
+        )
+    )
+    record.handed_out(NOW, access_key_id="STS.abc", sts_request_id="STS-REQ-1", from_cache=False)
+    assert written(record, "OK") == {
+        "time": "2026-11-28T12:00:00.123Z",
+        "request_id": "req-1",
+        "rpc": "IssueToken",
+        "peer": "ipv4:127.0.0.1:5000",
+        "caller": "eu",
+        "auth": "key",
+        "credential": "0123456789abcdef",
+        "scope": "saves",
+        "player": "p1",
+        "permissions": ["read", "write"],
+        "method": None,
+        "key": None,
+        "outcome": "allowed",
+        "status": "OK",
+        "reason": None,
+        "sts_request_id": "STS-REQ-1",
+        "access_key_id": "STS.abc",
+        "expiration": "2026-11-28T12:00:00.123Z",
+        "from_cache": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        ("UNAUTHENTICATED", "denied"),
+        ("PERMISSION_DENIED", "denied"),
+        ("RESOURCE_EXHAUSTED", "denied"),
+        ("INVALID_ARGUMENT", "denied"),
+        ("UNAVAILABLE", "failed"),
+        ("INTERNAL", "failed"),
+        ("CANCELLED", "failed"),
+    ],
+)
+def test_outcome_follows_the_status(status: str, outcome: str) -> None:
+    assert written(CallRecord(rpc="IssueToken", request_id="r"), status)["outcome"] == outcome
+
+
+def test_refusals_record_the_operator_reason() -> None:
+    record = CallRecord(rpc="IssueToken", request_id="r")
+    record.refused(Unauthenticated("unknown or retired key id (0123456789abcdef)"))
+    assert written(record, "UNAUTHENTICATED")["reason"] == (
+        "unknown or retired key id (0123456789abcdef)"
+    )
+    record.refused(PermissionDenied("caller 'eu' may not use scope 'x'"))
+    assert written(record, "PERMISSION_DENIED")["reason"] == "caller 'eu' may not use scope 'x'"
+
+
+def test_admission_notes_the_request_before_refusing_it() -> None:
+    grant = GrantSettings(scope="saves", permissions=("read",))
+    callers = {"eu": CallerSettings(name="eu", keys=(), scopes={"saves": grant})}
+    record = CallRecord(rpc="IssueToken", request_id="r", caller=Caller("eu", "key", "k"))
+    request = validate_token_request(
+        SCOPES, scope_name="", player_id="p9", permissions=[Permission.LIST], ttl_seconds=None
+    )
+    with pytest.raises(PermissionDenied):
+        Admission(Authorizer(callers)).admit(record, request)
+    assert (record.scope, record.player, record.permissions) == ("saves", "p9", ["list"])
+
+
+def test_current_call_is_the_opened_record_or_a_detached_one() -> None:
+    assert current_call().rpc == ""
+    record = CallRecord(rpc="PresignObject", request_id="r")
+    token = open_call(record)
+    try:
+        assert current_call() is record
+    finally:
+        close_call(token)
+    assert current_call() is not record
+
+
+def test_audit_to_a_file_appends_lines(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    for request_id in ("one", "two"):
+        audit = audit_log_from(AuditSettings(output=str(path)))
+        audit.write(CallRecord(rpc="IssueToken", request_id=request_id), "OK")
+        audit.close()
+    ids = [json.loads(line)["request_id"] for line in path.read_text().splitlines()]
+    assert ids == ["one", "two"]
+
+
+def test_an_unwritable_audit_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        audit_log_from(AuditSettings(output=str(tmp_path / "missing-dir" / "audit.jsonl")))
+    assert caught.value.key == "audit.output"
