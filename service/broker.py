@@ -2,10 +2,15 @@
 
 - Cache keyed by (scope, player, permission set, policy digest), bounded LRU,
   secrets only in memory. An entry is served only while its remaining life is
-  at least the scope's minimum and a configured share of the TTL asked for.
+  at least a configured minimum and a configured share of the TTL asked for.
 - Single-flight: concurrent misses for one key share one AssumeRole.
-- Budget: every AssumeRole first takes a token from the process-wide bucket;
-  when none comes within the caller's deadline the call fails UNAVAILABLE.
+- Budget: every AssumeRole first takes a token from the budget (this process's,
+  or the fleet's); when none comes within the caller's deadline the call fails
+  UNAVAILABLE.
+- Shared tier: a miss asks the SharedCache, which may hold what another replica
+  minted, and which lets one replica of the fleet mint per key at a time. The
+  default shares nothing. While entries are shared, the local cache is an L1:
+  a local entry is served for `revalidate_after` seconds, then checked again.
 
 The broker knows STS only through the StsClient protocol, so it holds no I/O
 code and is tested with a scripted client.
@@ -16,14 +21,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
-from service.budget import TokenBucket
+from service.budget import Budget
 from service.config import CacheSettings
 from service.credentials import Clock, TemporaryCredentials, utc_now
 from service.errors import UpstreamDeadline, UpstreamUnavailable
-from service.policy import policy_digest, session_policy
+from service.policy import player_session_policy
 from service.scopes import Permission, TokenRequest, role_session_name
 
 
@@ -58,7 +65,74 @@ class IssuedCredentials:
     from_cache: bool
 
 
+class SharedCache(Protocol):
+    """Where replicas share minted credentials and take turns minting them."""
+
+    @property
+    def up(self) -> bool | None:
+        """Whether the shared tier answers now; None when there is none."""
+        ...
+
+    @property
+    def revalidate_after(self) -> float | None:
+        """Seconds a local copy is served before asking again; None: nothing shared now."""
+        ...
+
+    async def get_or_mint(
+        self,
+        key: Sequence[str],
+        *,
+        usable: Callable[[TemporaryCredentials], bool],
+        mint: Callable[[], Awaitable[AssumeRoleResult]],
+        keep_seconds: float,
+        deadline: float | None,
+        have: AssumeRoleResult | None = None,
+    ) -> tuple[AssumeRoleResult, bool]:
+        """A usable result and whether this call minted it.
+
+        From the shared tier when it holds a usable one; else `have` (a local copy,
+        then published); else `mint()`, with at most one replica minting per key at
+        a time. `keep_seconds`: an entry is worthless once it has less life left.
+        """
+        ...
+
+
+class LocalOnly:
+    """The default SharedCache: nothing shared, every miss mints."""
+
+    up: bool | None = None
+    revalidate_after: float | None = None
+
+    async def get_or_mint(
+        self,
+        key: Sequence[str],
+        *,
+        usable: Callable[[TemporaryCredentials], bool],
+        mint: Callable[[], Awaitable[AssumeRoleResult]],
+        keep_seconds: float,
+        deadline: float | None,
+        have: AssumeRoleResult | None = None,
+    ) -> tuple[AssumeRoleResult, bool]:
+        if have is not None and usable(have.credentials):
+            return have, False
+        return await mint(), True
+
+
 CacheKey = tuple[str, str, frozenset[Permission], str]
+Flight = asyncio.Future[tuple[AssumeRoleResult, bool]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    result: AssumeRoleResult
+    # When it was minted here or last confirmed with the shared tier.
+    checked: datetime
+
+
+def shared_key(key: CacheKey) -> tuple[str, ...]:
+    """The cache key as strings for the shared tier (which stores only a keyed hash of it)."""
+    scope, player, permissions, digest = key
+    return ("player", scope, player, ",".join(sorted(p.value for p in permissions)), digest)
 
 
 @dataclass(slots=True)
@@ -68,6 +142,9 @@ class BrokerStats:
     coalesced: int = 0
     evictions: int = 0
     sts_calls: int = 0
+    # Misses answered without an AssumeRole here: another replica's entry (or our
+    # own local copy re-confirmed after its L1 time).
+    shared_hits: int = 0
 
 
 class CredentialBroker:
@@ -75,17 +152,25 @@ class CredentialBroker:
         self,
         sts: StsClient,
         settings: CacheSettings,
-        budget: TokenBucket,
+        budget: Budget,
         clock: Clock = utc_now,
+        *,
+        shared: SharedCache | None = None,
     ) -> None:
         self._sts = sts
         self._settings = settings
         self._budget = budget
         self._clock = clock
-        self._cache: OrderedDict[CacheKey, AssumeRoleResult] = OrderedDict()
+        self._shared: SharedCache = shared or LocalOnly()
+        self._cache: OrderedDict[CacheKey, _Entry] = OrderedDict()
         # Calls in flight per key, with the DurationSeconds each asked for.
-        self._flights: dict[CacheKey, tuple[asyncio.Future[AssumeRoleResult], int]] = {}
+        self._flights: dict[CacheKey, tuple[Flight, int]] = {}
         self.stats = BrokerStats()
+
+    @property
+    def shared_up(self) -> bool | None:
+        """Whether the fleet's shared cache answers (None: none configured)."""
+        return self._shared.up
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -96,18 +181,19 @@ class CredentialBroker:
         """Credentials for a validated request, by `deadline` (event-loop time, or None)."""
         scope = request.scope
         # Built (and size-checked) before any STS call: too large fails closed here.
-        policy = session_policy(
+        policy, digest = player_session_policy(
             scope.bucket, request.prefix, request.permissions, scope.policy_max_chars
         )
-        key: CacheKey = (scope.name, request.player_id, request.permissions, policy_digest(policy))
+        key: CacheKey = (scope.name, request.player_id, request.permissions, digest)
         needed = max(
-            float(scope.ttl_min_seconds),
+            float(self._settings.min_remaining_seconds),
             self._settings.min_remaining_share * request.ttl_seconds,
         )
         cached = self._fresh(key, needed)
-        if cached is not None:
+        if cached is not None and not self._due_for_check(cached):
             self.stats.hits += 1
-            return IssuedCredentials(cached.credentials, cached.request_id, from_cache=True)
+            result = cached.result
+            return IssuedCredentials(result.credentials, result.request_id, from_cache=True)
         self.stats.misses += 1
         joined = self._flights.get(key)
         if joined is not None and joined[1] >= needed:
@@ -123,34 +209,44 @@ class CredentialBroker:
                 duration_seconds=request.ttl_seconds,
                 external_id=scope.external_id,
             )
-            flight = self._start_flight(key, assume, deadline)
+            have = None if cached is None else cached.result
+            flight = self._start_flight(key, assume, needed, deadline, have)
         try:
             # Shielded: one caller giving up must not cancel the call others wait on.
             async with asyncio.timeout_at(deadline):
-                result = await asyncio.shield(flight)
+                result, minted = await asyncio.shield(flight)
         except TimeoutError:
             raise UpstreamDeadline("the deadline ran out while waiting for STS") from None
         if result.credentials.remaining_seconds(self._clock()) < needed:
             # Only possible when STS grants less than asked (a role's MaxSessionDuration).
             raise UpstreamUnavailable("STS returned credentials shorter-lived than required")
-        return IssuedCredentials(result.credentials, result.request_id, from_cache=False)
+        return IssuedCredentials(result.credentials, result.request_id, from_cache=not minted)
 
-    def _fresh(self, key: CacheKey, needed_seconds: float) -> AssumeRoleResult | None:
+    def _fresh(self, key: CacheKey, needed_seconds: float) -> _Entry | None:
         entry = self._cache.get(key)
         if entry is None:
             return None
-        if entry.credentials.remaining_seconds(self._clock()) < needed_seconds:
+        if entry.result.credentials.remaining_seconds(self._clock()) < needed_seconds:
             return None
         self._cache.move_to_end(key)
         return entry
 
+    def _due_for_check(self, entry: _Entry) -> bool:
+        after = self._shared.revalidate_after
+        return after is not None and (self._clock() - entry.checked).total_seconds() >= after
+
     def _start_flight(
-        self, key: CacheKey, assume: AssumeRoleRequest, deadline: float | None
-    ) -> asyncio.Future[AssumeRoleResult]:
-        flight = asyncio.ensure_future(self._fetch(key, assume, deadline))
+        self,
+        key: CacheKey,
+        assume: AssumeRoleRequest,
+        needed: float,
+        deadline: float | None,
+        have: AssumeRoleResult | None,
+    ) -> Flight:
+        flight = asyncio.ensure_future(self._fetch(key, assume, needed, deadline, have))
         self._flights[key] = (flight, assume.duration_seconds)
 
-        def landed(done: asyncio.Future[AssumeRoleResult]) -> None:
+        def landed(done: Flight) -> None:
             current = self._flights.get(key)
             if current is not None and current[0] is done:
                 del self._flights[key]
@@ -162,17 +258,34 @@ class CredentialBroker:
         return flight
 
     async def _fetch(
-        self, key: CacheKey, assume: AssumeRoleRequest, deadline: float | None
-    ) -> AssumeRoleResult:
-        loop = asyncio.get_running_loop()
-        await self._budget.acquire(None if deadline is None else deadline - loop.time())
-        self.stats.sts_calls += 1
-        result = await self._sts.assume_role(assume, deadline=deadline)
+        self,
+        key: CacheKey,
+        assume: AssumeRoleRequest,
+        needed: float,
+        deadline: float | None,
+        have: AssumeRoleResult | None,
+    ) -> tuple[AssumeRoleResult, bool]:
+        async def mint() -> AssumeRoleResult:
+            loop = asyncio.get_running_loop()
+            await self._budget.acquire(None if deadline is None else deadline - loop.time())
+            self.stats.sts_calls += 1
+            return await self._sts.assume_role(assume, deadline=deadline)
+
+        result, minted = await self._shared.get_or_mint(
+            shared_key(key),
+            usable=lambda credentials: credentials.remaining_seconds(self._clock()) >= needed,
+            mint=mint,
+            keep_seconds=self._settings.min_remaining_seconds,
+            deadline=deadline,
+            have=have,
+        )
+        if not minted:
+            self.stats.shared_hits += 1
         self._store(key, result)
-        return result
+        return result, minted
 
     def _store(self, key: CacheKey, result: AssumeRoleResult) -> None:
-        self._cache[key] = result
+        self._cache[key] = _Entry(result, self._clock())
         self._cache.move_to_end(key)
         while len(self._cache) > self._settings.max_entries:
             self._cache.popitem(last=False)

@@ -11,8 +11,25 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from service.errors import UpstreamUnavailable
+
+
+class Budget(Protocol):
+    """What the broker and the signers draw from before each AssumeRole.
+
+    A TokenBucket (one process), or the fleet's shared bucket (service.fleet.budget).
+    """
+
+    @property
+    def available(self) -> float:
+        """Tokens in hand as last seen (negative while reservations are queued)."""
+        ...
+
+    async def acquire(self, max_wait_seconds: float | None) -> None:
+        """Take a token, sleeping until it is due; UpstreamUnavailable if it is due too late."""
+        ...
 
 
 class TokenBucket:
@@ -43,6 +60,17 @@ class TokenBucket:
         self._refill()
         return self._tokens
 
+    def try_take(self) -> float:
+        """Take a token if one is in hand; else take nothing and return the seconds until one is.
+
+        For rate limits, which refuse at once instead of queueing a reservation.
+        """
+        self._refill()
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return 0.0
+        return (1.0 - self._tokens) / self._rate
+
     def reserve(self, max_wait_seconds: float | None) -> float:
         """Take a token; return how long to wait before using it.
 
@@ -60,3 +88,19 @@ class TokenBucket:
         wait = self.reserve(max_wait_seconds)
         if wait > 0:
             await asyncio.sleep(wait)
+
+
+# AssumeRole's limit per Alibaba Cloud account, shared by every caller of it.
+STS_ACCOUNT_LIMIT_PER_SECOND = 100.0
+
+
+def sts_budget(rate_per_second: float, limit: float = STS_ACCOUNT_LIMIT_PER_SECOND) -> TokenBucket:
+    """A budget whose burst plus one second's refill never exceeds `limit`.
+
+    A burst of a full second's worth would let 2 x rate calls land in STS's first
+    second: at 90/s that is 180 against a limit of 100, and the excess comes back
+    as Throttling.User to callers that waited for nothing.
+    """
+    return TokenBucket(
+        rate_per_second, burst=max(1.0, min(rate_per_second, limit - rate_per_second))
+    )

@@ -7,6 +7,7 @@ truncated or loosened policy is never sent.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable
@@ -110,6 +111,19 @@ def session_policy(
 def policy_digest(text: str) -> str:
     """A short stable name for a policy, for cache keys (the text itself is not secret)."""
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=8192)
+def player_session_policy(
+    bucket: str, prefix: str, permissions: frozenset[Permission], max_chars: int
+) -> tuple[str, str]:
+    """(policy text, digest) for a player, memoised: a cache hit must not rebuild them.
+
+    Built, checked and serialised afresh on a miss, so it fails closed the same way;
+    bounded to the recently active players (~8 MB at most).
+    """
+    text = session_policy(bucket, prefix, permissions, max_chars)
+    return text, policy_digest(text)
 
 
 def signer_policy(bucket: str, root: str, permissions: Iterable[Permission], max_chars: int) -> str:

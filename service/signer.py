@@ -5,6 +5,8 @@ scope's whole player root with the scope's object actions. A background task
 renews them once their remaining life falls below the longest URL the scope
 may hand out plus a margin, so in steady state PresignObject never calls STS.
 A scope may instead sign with the RAM user's own key (no expiry, no STS).
+With a shared cache the replicas of a fleet take turns: one refreshes and the
+others adopt what it stored, so the fleet makes one AssumeRole per refresh.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from service.broker import AssumeRoleRequest, StsClient
-from service.budget import TokenBucket
+from service.broker import AssumeRoleRequest, AssumeRoleResult, LocalOnly, SharedCache, StsClient
+from service.budget import Budget
 from service.config import PLAYER_PLACEHOLDER, SIGNER_MARGIN_SECONDS, AccessKey, ScopeSettings
-from service.credentials import Clock, utc_now
+from service.credentials import Clock, TemporaryCredentials, utc_now
 from service.errors import SatchelError, UpstreamUnavailable
-from service.policy import signer_policy
+from service.policy import policy_digest, signer_policy
 from service.scopes import Permission
 from service.signing import SigningCredentials
 
@@ -57,14 +59,17 @@ class ScopeSigner:
         self,
         scope: ScopeSettings,
         sts: StsClient,
-        budget: TokenBucket,
+        budget: Budget,
         access_key: AccessKey,
         clock: Clock = utc_now,
+        *,
+        shared: SharedCache | None = None,
     ) -> None:
         self.scope = scope
         self._sts = sts
         self._budget = budget
         self._clock = clock
+        self._shared: SharedCache = shared or LocalOnly()
         self._current: Signer | None = None
         self._rng = random.Random()  # noqa: S311 - jitter, not secrets
         self.refreshes = 0
@@ -87,8 +92,13 @@ class ScopeSigner:
             return float("inf")
         return usable - self.scope.presign_expires_max_seconds
 
+    def _lasts(self, credentials: TemporaryCredentials) -> bool:
+        """Whether credentials (another replica's) are not yet due for refresh."""
+        keep = self.scope.presign_expires_max_seconds + SIGNER_MARGIN_SECONDS
+        return credentials.remaining_seconds(self._clock()) > keep
+
     async def refresh(self) -> None:
-        """One AssumeRole for the scope; the new credentials replace the old at once."""
+        """New credentials for the scope (one AssumeRole, or another replica's); used at once."""
         scope = self.scope
         allowed = [Permission(p) for p in scope.permissions]
         policy = signer_policy(scope.bucket, player_root(scope), allowed, scope.policy_max_chars)
@@ -100,8 +110,20 @@ class ScopeSigner:
             external_id=scope.external_id,
         )
         deadline = asyncio.get_running_loop().time() + REFRESH_TIMEOUT_SECONDS
-        await self._budget.acquire(REFRESH_TIMEOUT_SECONDS)
-        result = await self._sts.assume_role(request, deadline=deadline)
+
+        async def mint() -> AssumeRoleResult:
+            await self._budget.acquire(REFRESH_TIMEOUT_SECONDS)
+            return await self._sts.assume_role(request, deadline=deadline)
+
+        # Credentials are worthless to the fleet once due for refresh: kept in the
+        # shared cache only until then.
+        result, minted = await self._shared.get_or_mint(
+            ("signer", scope.name, policy_digest(policy), str(scope.signer_ttl_seconds)),
+            usable=self._lasts,
+            mint=mint,
+            keep_seconds=scope.presign_expires_max_seconds + SIGNER_MARGIN_SECONDS,
+            deadline=deadline,
+        )
         creds = result.credentials
         self._current = Signer(
             SigningCredentials(creds.access_key_id, creds.access_key_secret, creds.security_token),
@@ -109,10 +131,11 @@ class ScopeSigner:
         )
         self.refreshes += 1
         log.info(
-            "scope %s: signer credentials %s valid until %s",
+            "scope %s: signer credentials %s valid until %s (%s)",
             scope.name,
             creds.access_key_id,
             creds.expiration.isoformat(),
+            "fetched" if minted else "shared by another replica",
         )
 
     async def run(self) -> None:

@@ -9,8 +9,8 @@ import pytest
 from support.fakes import FakeClock, ScriptedSts
 from support.scopes import make_scope
 
-from service.broker import CredentialBroker
-from service.budget import TokenBucket
+from service.broker import AssumeRoleResult, CredentialBroker, LocalOnly
+from service.budget import TokenBucket, sts_budget
 from service.config import CacheSettings
 from service.errors import PolicyTooLarge, UpstreamDeadline, UpstreamUnavailable
 from service.scopes import Permission, TokenRequest
@@ -206,3 +206,86 @@ async def test_a_longer_ask_does_not_ride_on_a_shorter_call_in_flight() -> None:
         *(broker.credentials_for(token_request("q", ttl=t), deadline=soon()) for t in (3600, 900))
     )
     assert [c.duration_seconds for c in sts.calls[2:]] == [3600]
+
+
+@pytest.mark.asyncio
+async def test_the_shortest_ttl_is_served_although_a_fresh_credential_is_a_moment_old() -> None:
+    class SlowSts(ScriptedSts):
+        async def assume_role(self, request, *, deadline):  # type: ignore[no-untyped-def]
+            result = await super().assume_role(request, deadline=deadline)
+            self.clock.now += timedelta(seconds=2)  # the call took time: less than 900 s left
+            return result
+
+    clock = FakeClock()
+    broker = make_broker(SlowSts(clock), clock)
+    issued = await broker.credentials_for(token_request(ttl=900), deadline=soon())
+    assert 897 < issued.credentials.remaining_seconds(clock.now) < 900
+    again = await broker.credentials_for(token_request(ttl=900), deadline=soon())
+    assert again.from_cache
+
+
+class DictShared(LocalOnly):
+    """An in-memory SharedCache: what two brokers in one test share instead of Redis."""
+
+    def __init__(self, entries: dict[tuple[str, ...], AssumeRoleResult]) -> None:
+        self.entries = entries
+        self.asked = 0
+
+    up: bool | None = True
+    revalidate_after: float | None = 10.0
+
+    async def get_or_mint(self, key, *, usable, mint, keep_seconds, deadline, have=None):  # type: ignore[no-untyped-def]
+        self.asked += 1
+        found = self.entries.get(tuple(key))
+        if found is not None and usable(found.credentials):
+            return found, False
+        result, minted = await super().get_or_mint(
+            key, usable=usable, mint=mint, keep_seconds=keep_seconds, deadline=deadline, have=have
+        )
+        self.entries[tuple(key)] = result
+        return result, minted
+
+
+@pytest.mark.asyncio
+async def test_brokers_sharing_a_store_mint_once_and_recheck_after_the_l1_time() -> None:
+    clock = FakeClock()
+    sts = ScriptedSts(clock)
+    entries: dict[tuple[str, ...], AssumeRoleResult] = {}
+    one_shared, two_shared = DictShared(entries), DictShared(entries)
+    settings = CacheSettings(max_entries=100)
+    one = CredentialBroker(sts, settings, TokenBucket(1000), clock, shared=one_shared)
+    two = CredentialBroker(sts, settings, TokenBucket(1000), clock, shared=two_shared)
+    first = await one.credentials_for(token_request(), deadline=soon())
+    second = await two.credentials_for(token_request(), deadline=soon())
+    assert len(sts.calls) == 1
+    assert (first.from_cache, second.from_cache) == (False, True)
+    assert second.credentials == first.credentials
+    assert two.stats.shared_hits == 1
+    assert two.shared_up is True
+    await two.credentials_for(token_request(), deadline=soon())  # the L1 answers
+    assert two_shared.asked == 1
+    clock.now += timedelta(seconds=11)  # past the L1 time: asked again, still no STS call
+    again = await two.credentials_for(token_request(), deadline=soon())
+    assert again.from_cache
+    assert two_shared.asked == 2
+    assert len(sts.calls) == 1
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(90, 10), (50, 50), (100, 1), (10, 10), (0.5, 1)])
+def test_the_sts_budget_never_lets_more_than_100_calls_into_one_second(
+    rate: float, burst: float
+) -> None:
+    now = [0.0]
+    bucket = sts_budget(rate)
+    bucket._clock = lambda: now[0]
+    bucket._updated = 0.0
+    assert bucket.available == burst
+    taken = 0
+    while True:
+        try:
+            wait = bucket.reserve(max_wait_seconds=0.999)  # calls within [0 s, 1 s)
+        except UpstreamUnavailable:
+            break
+        taken += 1
+        assert wait < 1.0
+    assert taken <= 100
