@@ -218,7 +218,8 @@ class IssueTokenRequest(_message.Message):
         """Requested lifetime of the credentials. Unset: the scope's default TTL.
         Must lie within the scope's bounds, never below 900 s (STS's minimum).
         A cached credential may be returned: its expiration is then earlier than
-        now + ttl but never shorter than the scope's minimum.
+        now + ttl, but it has at least half the ttl and at least 5 minutes left
+        (the server's [cache] settings).
         """
 
     def __init__(

@@ -1,0 +1,30 @@
+"""The client package stands alone: it never imports the server, and it ships its types."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from support.processes import REPO_ROOT
+
+import satchel
+
+CHECK = """
+import sys
+import satchel, satchel.cli, satchel.client, satchel.errors, satchel.results
+loaded = sorted(m for m in sys.modules if m == "service" or m.startswith(("service.", "aiohttp")))
+print(",".join(loaded))
+"""
+
+
+def test_importing_the_client_loads_neither_the_server_nor_aiohttp() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CHECK], capture_output=True, text=True, check=True, cwd=REPO_ROOT
+    )
+    assert done.stdout.strip() == ""
+
+
+def test_the_package_is_typed_and_exports_what_it_documents() -> None:
+    assert (REPO_ROOT / "clients" / "python" / "satchel" / "py.typed").exists()
+    for name in satchel.__all__:
+        assert getattr(satchel, name) is not None
