@@ -1,0 +1,158 @@
+"""Servers under load, each in its own process: Satchel (wired as `satchel dev` is) or echo.
+
+The parent talks to the child over a pipe: the child answers "stats" with its CPU time and
+the emulator's STS counters, and "stop" ends it. Keeping the server out of the benchmark's
+own process means the only other work on the machine is the load clients'.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import multiprocessing
+import tempfile
+import time
+from collections.abc import Mapping
+from contextlib import AsyncExitStack, suppress
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Literal
+
+from bench import echo
+from service.api.server import SatchelServer, build_server
+from service.cli import dev_settings, wired_server
+from service.config import ServerSettings
+from service.emulator.runner import start_emulator
+from service.emulator.state import Counters, EmulatorConfig
+
+START_TIMEOUT_S = 60.0
+STATS_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSpec:
+    kind: Literal["satchel", "echo"]
+    # echo only: method name -> response size in bytes.
+    echo_sizes: Mapping[str, int] = field(default_factory=dict)
+    # satchel only: the emulator's AssumeRole limit per account (STS's is 100/s).
+    sts_rate_per_s: int = 100
+
+
+class _CountingHandler(logging.Handler):
+    """Counts what the server would have logged, instead of flooding the bench output."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
+async def _start(spec: ServerSpec, stack: AsyncExitStack) -> tuple[SatchelServer, Counters | None]:
+    """Start the server; returns it and the emulator's counters (None for echo)."""
+    if spec.kind == "echo":
+        # The same factory, options and side services as Satchel's server, but bare: no
+        # interceptors, and a handler that does nothing. reflection=True as in `satchel dev`.
+        server = build_server(ServerSettings(listen="127.0.0.1:0", reflection=True))
+        server.server.add_generic_rpc_handlers((echo.handler(spec.echo_sizes),))
+        await server.start()
+        return server, None
+    data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="satchel-bench-"))
+    emulator = await start_emulator(
+        EmulatorConfig(data_dir=Path(data_dir), assume_role_rate_per_s=spec.sts_rate_per_s)
+    )
+    stack.push_async_callback(emulator.stop)
+    settings = dev_settings("127.0.0.1:0", emulator)
+    # Audit lines (one per call) go to a file, as `output = PATH` configures: still written,
+    # so still paid for, but not into the bench's own output.
+    audit = dataclasses.replace(settings.audit, output=str(Path(data_dir) / "audit.jsonl"))
+    settings = dataclasses.replace(settings, audit=audit)
+    # The server `satchel dev` runs: interceptors (caller gate, audit) included.
+    server = await stack.enter_async_context(wired_server(settings))
+    await server.start()
+    return server, emulator.counters
+
+
+async def _serve(spec: ServerSpec, conn: Connection, logged: _CountingHandler) -> None:
+    async with AsyncExitStack() as stack:
+        server, counters = await _start(spec, stack)
+        stack.push_async_callback(server.server.stop, None)
+        conn.send(server.address)
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                command = await loop.run_in_executor(None, conn.recv)
+            except EOFError:  # the parent is gone
+                return
+            if command == "stop":
+                return
+            conn.send(
+                {
+                    # Every thread of the process: grpc's completion-queue threads included.
+                    "cpu_s": time.process_time(),
+                    "assume_role_calls": None if counters is None else counters.assume_role_calls,
+                    "assume_role_issued": None if counters is None else counters.assume_role_issued,
+                    "warnings_logged": logged.count,
+                }
+            )
+
+
+def _child(spec: ServerSpec, conn: Connection) -> None:
+    logged = _CountingHandler()
+    logging.basicConfig(level=logging.WARNING, handlers=[logged], force=True)
+    asyncio.run(_serve(spec, conn, logged))
+
+
+class ServerProcess:
+    """A server in a spawned child process; `with contextlib.closing(...)` stops it."""
+
+    def __init__(self, spec: ServerSpec) -> None:
+        # spawn, not fork: grpc's threads do not survive a fork.
+        context = multiprocessing.get_context("spawn")
+        self._conn, child_conn = context.Pipe()
+        self._process = context.Process(target=_child, args=(spec, child_conn), daemon=True)
+        self._process.start()
+        child_conn.close()
+        self.address: str = self._receive(START_TIMEOUT_S)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def _receive(self, timeout: float) -> Any:
+        if not self._conn.poll(timeout):
+            self.close()
+            raise TimeoutError(f"bench server did not answer within {timeout:.0f} s")
+        try:
+            return self._conn.recv()
+        except EOFError:
+            self.close()
+            raise RuntimeError("bench server exited (its traceback is on stderr)") from None
+
+    def stats(self) -> dict[str, Any]:
+        self._conn.send("stats")
+        stats: dict[str, Any] = self._receive(STATS_TIMEOUT_S)
+        return stats
+
+    def close(self) -> None:
+        if self._process.is_alive():
+            with suppress(OSError):  # the child may already be gone
+                self._conn.send("stop")
+            self._process.join(STOP_TIMEOUT_S)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(STOP_TIMEOUT_S)
+        self._conn.close()
+
+
+def stats_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """after - before for every numeric stat (None stays None)."""
+    return {
+        name: None if after[name] is None else after[name] - before[name]
+        for name in after
+        if name in before
+    }

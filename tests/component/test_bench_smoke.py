@@ -1,0 +1,89 @@
+"""`python -m bench --quick`: every measurement runs end to end with tiny counts.
+
+No timing is asserted (the machine is shared); the structure of the results and the counts
+that must agree whatever the speed are.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MEASUREMENTS = {"signing", "rpc", "sts", "memory", "startup"}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("bench")
+    finished = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr[-4000:]
+    assert (out / "RESULTS.md").read_text().startswith("# Satchel benchmark results")
+    document: dict[str, Any] = json.loads((out / "RESULTS.json").read_text())
+    return document
+
+
+def test_every_measurement_ran_and_has_rows(results: dict[str, Any]) -> None:
+    assert results["errors"] == {}
+    # At least these five (issue 10); others may be registered beside them.
+    assert set(results["results"]) >= MEASUREMENTS
+    for row in results["rows"]:
+        assert row["met"] in (True, False, None)
+        assert row["measurement"]
+        assert row["target"]
+    assert results["machine"]["cpus_usable"] >= 1
+
+
+def test_signing_has_every_contender_and_ratio(results: dict[str, Any]) -> None:
+    signing = results["results"]["signing"]
+    for case in ("v4", "v4_notoken", "v4_escape", "v1", "v1_notoken", "v1_escape"):
+        for impl in ("satchel", "oss_v2", "oss2"):
+            assert signing["us"][f"{case}_{impl}"] > 0
+    assert set(signing["targets_met"]) == set(signing["targets"])
+
+
+def test_rpc_calls_succeed_and_presign_never_calls_sts(results: dict[str, Any]) -> None:
+    rpc = results["results"]["rpc"]
+    assert set(rpc["contenders"]) == {"echo_issue_token", "issue_token", "echo_presign", "presign"}
+    for found in rpc["contenders"].values():
+        assert found["failed_calls"] == 0
+        assert found["rps"] > 0
+    # The cache was filled first, and presigning signs with scope-level credentials.
+    assert rpc["steady_state_sts"]["issue_token"]["sts_calls"] == 0
+    assert rpc["steady_state_sts"]["presign"]["sts_calls"] == 0
+    assert rpc["targets_met"]["presign_zero_sts"] is True
+
+
+def test_sts_counts_agree(results: dict[str, Any]) -> None:
+    sts = results["results"]["sts"]
+    work, storm = sts["workload"], sts["storm"]
+    # Far below STS's limit, single-flight gives exactly one AssumeRole per player.
+    assert work["sts"]["assume_role_calls"] == work["players"]
+    assert work["sts"]["assume_role_issued"] == work["players"]
+    assert work["statuses"] == {"OK": work["requests"]}
+    assert sum(storm["statuses"].values()) == storm["players"]
+    assert storm["sts"]["assume_role_issued"] == storm["statuses"].get("OK", 0)
+
+
+def test_memory_filled_the_cache(results: dict[str, Any]) -> None:
+    memory = results["results"]["memory"]
+    assert memory["cached"] == memory["players"] == memory["sts_calls"]
+    assert memory["raw_bytes_per_credential"] > memory["token_chars"]
+
+
+def test_startup_reached_serving(results: dict[str, Any]) -> None:
+    startup = results["results"]["startup"]
+    assert startup["serving_s"] > 0
+    assert startup["import_floor_s"] > 0
