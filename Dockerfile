@@ -1,20 +1,28 @@
-# Satchel server image. Build: docker build -t satchel .
-# Run:   docker run -p 50051:50051 \
-#          -e ALIBABA_CLOUD_ACCESS_KEY_ID -e ALIBABA_CLOUD_ACCESS_KEY_SECRET satchel
+# Satchel server image.
+#   docker build -t satchel .
+#   docker run --read-only -p 50051:50051 -p 9090:9090 \
+#     -e ALIBABA_CLOUD_ACCESS_KEY_ID -e ALIBABA_CLOUD_ACCESS_KEY_SECRET \
+#     -v $PWD/satchel.toml:/etc/satchel/satchel.toml:ro satchel
+# The base image is pinned by exact version; pin it by digest too in your own
+# registry mirror (FROM python:3.11.11-slim-bookworm@sha256:...).
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
-# Build stage: install the package, exactly as `make run` does but not editable,
-# into a self-contained virtualenv that the runtime stage copies.
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/satchel
 WORKDIR /src
+# Runtime dependencies first, in their own layer: editing the sources does not
+# reinstall them. The list is read from pyproject.toml, the one place it lives.
 COPY pyproject.toml README.md ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+    && /opt/satchel/bin/pip install --compile -r /tmp/requirements.txt
+# Then the package itself, exactly as the Makefile installs it (not editable).
 COPY service ./service
 COPY clients ./clients
-RUN /opt/satchel/bin/pip install .
+RUN /opt/satchel/bin/pip install --compile --no-deps .
 
-# Runtime stage: no compilers, no sources, no root.
+# Runtime stage: no compilers, no sources, no root, nothing written at run time
+# (bytecode is compiled at build time), so it runs with a read-only root file system.
 FROM ${PYTHON_IMAGE}
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin satchel
 COPY --from=build /opt/satchel /opt/satchel
@@ -24,9 +32,12 @@ ENV PATH=/opt/satchel/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     SATCHEL_CONFIG=/etc/satchel/satchel.toml
 USER 10001
-EXPOSE 50051
-# SIGTERM starts the drain; give it longer than grace_seconds before SIGKILL.
+# gRPC, and Prometheus metrics when [metrics] is enabled.
+EXPOSE 50051 9090
+# SIGTERM starts the drain (health NOT_SERVING, in-flight calls finish within
+# server.grace_seconds). Give the orchestrator a longer grace than that before
+# SIGKILL: terminationGracePeriodSeconds >= grace_seconds + 5.
 STOPSIGNAL SIGTERM
-HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
+HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 \
     CMD ["satchel", "health"]
 CMD ["satchel", "serve"]

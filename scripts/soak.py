@@ -79,7 +79,7 @@ async def issue(stack: Stack, rng: random.Random, found: Findings) -> None:
     reply = await stack.stub.IssueToken(request, timeout=3)
     remember(found, reply.credentials.access_key_secret, reply.credentials.security_token)
     left = (reply.credentials.expiration.ToDatetime(UTC) - datetime.now(UTC)).total_seconds()
-    promised = max(900, 0.5 * ttl)  # the dev scope's minimum and the cache's share
+    promised = max(300, 0.5 * ttl)  # [cache] min_remaining_seconds and min_remaining_share
     if left < promised - 2:
         found.problems.append(f"IssueToken returned {left:.0f} s of life, promised {promised}")
 

@@ -4,6 +4,7 @@ satchel serve    [--config PATH]      run from configuration (production)
 satchel dev      [--listen ADDR]      run beside the embedded STS + OSS emulator
 satchel emulator [--sts-port N ...]   run the emulator alone
 satchel health   [--target ADDR]      exit 0 only when the server reports SERVING
+satchel keygen   --caller NAME        print a new bearer key and the line to configure it
 satchel issue    --player ID ...      ask a running server for a token; print JSON
 satchel presign  --player ID --key K  ask a running server for a presigned URL or form
 satchel --version
@@ -17,26 +18,33 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import start_http_server
 
 from satchel import cli as client_cli
-
 from service import __version__, logs
-from service.api.server import ListenError, build_server
+from service.admission import Admission
+from service.api.gate import CallerGate
+from service.api.observe import MetricsInterceptor
+from service.api.server import ListenError, SatchelServer, build_server, server_credentials
 from service.api.servicer import TokenService
+from service.audit import audit_log_from
+from service.bearer import generate_key
 from service.broker import CredentialBroker
-from service.budget import TokenBucket
+from service.callers import Authenticator
 from service.config import (
     ACCESS_KEY_ID_ENV,
     ACCESS_KEY_SECRET_ENV,
     Settings,
+    is_valid_name,
     load_settings,
     parse_listen_address,
+    require_caller_authentication,
     require_complete,
     settings_from_mapping,
 )
@@ -44,6 +52,8 @@ from service.emulator import accounts as dev_account
 from service.emulator.runner import Emulator, start_emulator
 from service.emulator.state import EmulatorConfig
 from service.errors import ConfigError
+from service.fleet.wiring import open_fleet
+from service.metrics import Metrics, StateCollector, new_metrics
 from service.presign import Presigner
 from service.signer import ScopeSigner, Signers
 from service.transport.http import new_session
@@ -87,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--service", default="", help="service name; empty is the whole server")
     check.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
 
+    keygen = commands.add_parser("keygen", help="print a new bearer key for a caller")
+    keygen.add_argument("--caller", required=True, help="the [callers.NAME] the key is for")
+
     client_cli.add_commands(commands)  # issue, presign: the Python client's human face
     return parser
 
@@ -96,32 +109,92 @@ def _configure_logging(level: str, log_format: str = "text") -> None:
 
 
 @asynccontextmanager
-async def wired_token_service(settings: Settings) -> AsyncIterator[TokenService]:
+async def wired_token_service(
+    settings: Settings, metrics: Metrics | None = None
+) -> AsyncIterator[TokenService]:
     """The real TokenService: one aiohttp session, the STS client, budget, broker, signers."""
     assert settings.access_key is not None  # require_complete() checked it
     access_key = settings.access_key
     async with new_session() as session:
-        sts = AliyunStsClient(session, settings.sts, access_key)
-        budget = TokenBucket(settings.sts.budget_per_second)
-        broker = CredentialBroker(sts, settings.cache, budget)
-        signers = Signers(
-            {
-                name: ScopeSigner(scope, sts, budget, access_key)
-                for name, scope in settings.scopes.items()
-            }
-        )
+        observe = metrics.observe_sts if metrics is not None else None
+        sts = AliyunStsClient(session, settings.sts, access_key, observe=observe)
+        # The shared cache and budget (Redis), or this process's own when none is set.
+        fleet = open_fleet(settings)
+        broker = CredentialBroker(sts, settings.cache, fleet.budget, shared=fleet.shared)
+        scope_signers = {
+            name: ScopeSigner(scope, sts, fleet.budget, access_key, shared=fleet.shared)
+            for name, scope in settings.scopes.items()
+        }
+        signers = Signers(scope_signers)
+        if metrics is not None:
+            metrics.registry.register(StateCollector(broker, fleet.budget, scope_signers))
         # Presigning credentials first, so the first PresignObject does not wait on STS.
         await signers.start()
         try:
-            yield TokenService(settings.scopes, broker, Presigner(settings.scopes, signers))
+            yield TokenService(
+                settings.scopes,
+                broker,
+                Presigner(settings.scopes, signers),
+                Admission.from_settings(settings),
+                max_deadline_seconds=settings.server.max_deadline_seconds,
+            )
         finally:
             await signers.stop()
             await broker.close()
+            await fleet.close()
+
+
+@asynccontextmanager
+async def wired_server(settings: Settings) -> AsyncIterator[SatchelServer]:
+    """The server `serve` and `dev` run: metrics, the caller gate, TLS, audit log, readiness."""
+    credentials = server_credentials(settings.tls)
+    if settings.callers and credentials is None:
+        log.warning("bearer keys travel in plaintext: serve TLS unless a proxy terminates it")
+    metrics = new_metrics()
+    audit = audit_log_from(settings.audit)
+    try:
+        with serving_metrics(settings.metrics.listen, metrics) as metrics_port:
+            async with wired_token_service(settings, metrics) as token_service:
+                gate = CallerGate(Authenticator(settings.callers), audit)
+                server = build_server(
+                    settings.server,
+                    token_service,
+                    credentials=credentials,
+                    # Metrics first, so refused calls are counted too.
+                    interceptors=[MetricsInterceptor(metrics), gate],
+                    ready=token_service.ready,
+                )
+                server.metrics_port = metrics_port
+                yield server
+    finally:
+        audit.close()
+
+
+@contextmanager
+def serving_metrics(listen: str, metrics: Metrics) -> Iterator[int]:
+    """Prometheus's own HTTP server (a thread) at /metrics, when an address is configured.
+
+    Yields the bound port (0: not serving).
+    """
+    if not listen:
+        yield 0
+        return
+    host, port = parse_listen_address(listen)
+    try:
+        server, thread = start_http_server(port, host.strip("[]"), metrics.registry)
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {listen} (metrics): {exc}") from None
+    log.info("metrics on http://%s:%d/metrics", host, server.server_port)
+    try:
+        yield server.server_port
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 async def _serve(settings: Settings, banner: Callable[[str], str] | None = None) -> None:
-    async with wired_token_service(settings) as token_service:
-        server = build_server(settings.server, token_service)
+    async with wired_server(settings) as server:
         if banner is not None:
             server.on_started = lambda: print(banner(server.address), flush=True)
         await server.serve_until_signalled()
@@ -147,6 +220,8 @@ def dev_settings(listen: str, emulator: Emulator) -> Settings:
     document = {
         "server": {"listen": listen, "reflection": True},
         "sts": {"endpoint": emulator.sts_url},
+        # Dev is for trying things out on loopback: no per-player limit to trip over.
+        "limits": {"player_rate_per_second": 0},
         "scopes": {
             "dev": {
                 "bucket": dev_account.DEV_BUCKET,
@@ -181,6 +256,7 @@ async def _dev(listen: str, data_dir: Path) -> None:
     emulator = await start_emulator(EmulatorConfig(data_dir=data_dir))
     try:
         settings = dev_settings(listen, emulator)
+        require_caller_authentication(settings)  # dev has no callers: loopback only
 
         def banner(address: str) -> str:
             return DEV_BANNER.format(
@@ -219,12 +295,26 @@ async def _emulator_alone(args: argparse.Namespace) -> None:
 def _health_target(args: argparse.Namespace) -> str:
     if args.target:
         return str(args.target)
-    listen = load_settings(args.config, os.environ).server.listen
-    host, port = parse_listen_address(listen)
+    server = load_settings(args.config, os.environ).server
+    # The health-only port when there is one: it needs no TLS or client certificate.
+    host, port = parse_listen_address(server.health_listen or server.listen)
     # A wildcard bind address is reachable through loopback from inside the host.
     if host in ("0.0.0.0", "[::]", ""):  # noqa: S104 - comparing, not binding
         host = "127.0.0.1"
     return f"{host}:{port}"
+
+
+def _keygen(caller: str) -> int:
+    if not is_valid_name(caller):
+        raise ConfigError("--caller", "a caller name is 1-32 of a-z 0-9 _ -")
+    new = generate_key()
+    print(f"# The key for caller {caller!r}. It is shown only once; Satchel keeps only its hash.")
+    print(new.key)
+    print(f"# Configuration: under [callers.{caller}]. To rotate, add the entry to the existing")
+    print("# keys, give the caller the new key, then remove the old entry.")
+    print(f"[callers.{caller}]")
+    print(f'keys = ["{new.config_entry}"]')
+    return EXIT_OK
 
 
 def _health(args: argparse.Namespace) -> int:
@@ -257,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if args.command in client_cli.COMMANDS:
             return client_cli.run(args)
-        return _health(args)
+        return _keygen(args.caller) if args.command == "keygen" else _health(args)
     except (ConfigError, ListenError) as exc:
         print(f"satchel: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG

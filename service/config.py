@@ -10,6 +10,8 @@ environment variables the official SDKs read.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import ipaddress
 import re
@@ -25,6 +27,10 @@ from service.errors import ConfigError
 CONFIG_PATH_ENV = "SATCHEL_CONFIG"
 ACCESS_KEY_ID_ENV = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ACCESS_KEY_SECRET_ENV = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"  # noqa: S105 - a variable name
+# The shared cache's AES-256-GCM keys, "ID:BASE64[,ID:BASE64...]" (the first encrypts),
+# and Redis's password: from the environment only, like the access key.
+CACHE_KEYS_ENV = "SATCHEL_CACHE_KEYS"
+REDIS_PASSWORD_ENV = "SATCHEL_REDIS_PASSWORD"  # noqa: S105 - a variable name
 
 Check = Callable[[Any], str | None]
 """Returns None when the value is acceptable, else the problem in a few words."""
@@ -85,6 +91,30 @@ class ServerSettings:
     # gRPC server reflection (what grpcurl uses to discover the API).
     # Off by default in production; `satchel dev` turns it on.
     reflection: bool = _setting(False)
+    # RPCs served at once; beyond this a call is refused with RESOURCE_EXHAUSTED
+    # at once rather than queued behind the others.
+    max_concurrent_rpcs: int = _setting(1000, _between(1, 100_000))
+    # Deadlines longer than this (or none at all) are treated as this long.
+    max_deadline_seconds: float = _setting(30.0, _between(1, 600))
+    # Connections are closed (gracefully) after this long, so clients reconnect and
+    # the load spreads over replicas added since; the grace lets calls finish.
+    max_connection_age_seconds: float = _setting(300.0, _between(10, 86400))
+    max_connection_age_grace_seconds: float = _setting(30.0, _between(1, 3600))
+    # Keepalive: the server pings idle connections this often, and refuses clients
+    # that ping it more often than that (HTTP/2 GOAWAY "too_many_pings").
+    keepalive_seconds: float = _setting(60.0, _between(10, 3600))
+    # A second, plaintext listener serving only the health service, for probes and
+    # `satchel health` when the main port needs TLS or client certificates.
+    # Empty: none. Keep it on loopback (or a pod-internal address).
+    health_listen: str = _setting("", lambda value: _check_listen(value) if value else None)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """The `[metrics]` table."""
+
+    # Prometheus metrics over HTTP at /metrics on this address. Empty: not served.
+    listen: str = _setting("", lambda value: _check_listen(value) if value else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +148,17 @@ def _matches(regex: re.Pattern[str], example: str) -> Check:
         return None if regex.fullmatch(value) else f"must look like {example}"
 
     return check
+
+
+_KEY_PREFIX = re.compile(r"[A-Za-z0-9:_.-]{1,64}")
+_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,16}")
+
+
+def _check_redis_url(value: str) -> str | None:
+    # The value is never echoed: a URL may carry a password despite the advice.
+    if value == "" or value.startswith(("redis://", "rediss://")):
+        return None
+    return "must start with redis:// or rediss:// (or be empty: no shared cache)"
 
 
 def _check_pattern(value: str) -> str | None:
@@ -252,8 +293,8 @@ class StsSettings:
     request_timeout_seconds: float = _setting(10.0, _between(0.1, 120))
     # Attempts per AssumeRole (1 = no retry), with full-jitter backoff between them.
     max_attempts: int = _setting(3, _between(1, 5))
-    # Process-wide AssumeRole budget. Alibaba allows 100 calls/s per account,
-    # shared by every caller of that account.
+    # AssumeRole budget: per process, or for the whole fleet with [cache] url.
+    # Alibaba allows 100 calls/s per account, shared by every caller of that account.
     budget_per_second: float = _setting(90.0, _between(0.1, 100))
 
 
@@ -264,8 +305,36 @@ class CacheSettings:
     # Least-recently-used entries are evicted beyond this count.
     max_entries: int = _setting(100_000, _between(1, 10_000_000))
     # A cached credential is served only while its remaining life is at least this
-    # share of the TTL asked for (and at least the scope's ttl_min_seconds).
-    min_remaining_share: float = _setting(0.5, _between(0, 1))
+    # share of the TTL asked for and at least min_remaining_seconds. Both stay below
+    # what a fresh credential has (the TTL asked, less a moment), or a fresh one
+    # could never be served: hence share <= 0.9 and seconds < STS's 900.
+    min_remaining_share: float = _setting(0.5, _between(0, 0.9))
+    min_remaining_seconds: int = _setting(300, _between(0, STS_MIN_DURATION_SECONDS - 60))
+    # Shared across replicas (Redis): "redis://host:6379/0" or "rediss://..." (TLS).
+    # Empty: each replica caches and budgets alone. The password comes from
+    # SATCHEL_REDIS_PASSWORD, never from here; entries are encrypted with SATCHEL_CACHE_KEYS.
+    url: str = _setting("", _check_redis_url)
+    # Every Redis key starts with this: deployments sharing one Redis but not one
+    # STS account must not share a budget.
+    key_prefix: str = _setting("satchel:", _matches(_KEY_PREFIX, "satchel:"))
+    # How long a replica serves a shared entry from memory before asking Redis again.
+    l1_ttl_seconds: float = _setting(5.0, _between(0, 300))
+    # Per Redis command: short, so a slow Redis cannot eat the caller's deadline.
+    redis_timeout_seconds: float = _setting(0.1, _between(0.005, 5))
+    # A replica minting a credential holds a fleet-wide lock this long at most
+    # (released early when done; a replica that dies releases it by expiry).
+    lock_ttl_seconds: float = _setting(10.0, _between(1, 120))
+    # While Redis is unreachable each replica spends [sts] budget_per_second divided by this.
+    expected_replicas: int = _setting(1, _between(1, 1000))
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSecrets:
+    """The shared cache's secrets, from the environment only. Never printed."""
+
+    # (key id, 32-byte AES-256-GCM key); the first encrypts, any decrypts.
+    keys: tuple[tuple[str, bytes], ...] = field(repr=False)
+    redis_password: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,12 +453,21 @@ class AccessKey:
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     sts: StsSettings = field(default_factory=StsSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     # By name, in file order.
     scopes: Mapping[str, ScopeSettings] = field(default_factory=dict)
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
+    # By name. None configured: no caller authentication (see AuthSettings).
+    callers: Mapping[str, CallerSettings] = field(default_factory=dict)
     # From the environment only; None when neither variable is set.
     access_key: AccessKey | None = None
+    # From the environment only; None when SATCHEL_CACHE_KEYS is not set.
+    cache_secrets: CacheSecrets | None = None
     # Where the settings came from, for the start-up log line.
     source: str = "defaults"
 
@@ -398,13 +476,24 @@ class Settings:
         return next((s for s in self.scopes.values() if s.default), None)
 
 
-_SECTIONS: dict[str, type[Any]] = {
+# The single-table sections, by name (scopes and callers hold one table per name).
+SECTIONS: dict[str, type[Any]] = {
     "server": ServerSettings,
     "log": LogSettings,
+    "metrics": MetricsSettings,
     "sts": StsSettings,
     "cache": CacheSettings,
+    "tls": TlsSettings,
+    "auth": AuthSettings,
+    "limits": LimitSettings,
+    "audit": AuditSettings,
 }
 _SCOPE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def is_valid_name(name: str) -> bool:
+    """Whether `name` may name a scope or a caller (a TOML bare key, 1-32 of a-z 0-9 _ -)."""
+    return _SCOPE_NAME.fullmatch(name) is not None
 
 
 def _type_problem(expected: Any, value: object) -> str | None:
@@ -478,6 +567,76 @@ def _build_scopes(table: object) -> dict[str, ScopeSettings]:
     return scopes
 
 
+def _build_callers(table: object) -> dict[str, CallerSettings]:
+    if not isinstance(table, dict):
+        raise ConfigError("callers", "must hold [callers.NAME] tables")
+    callers: dict[str, CallerSettings] = {}
+    owners: dict[str, str] = {}  # key id or SAN -> the caller it names: each names one caller
+    for name, caller_table in table.items():
+        section = f"callers.{name}"
+        if not _SCOPE_NAME.fullmatch(name) or not isinstance(caller_table, dict):
+            raise ConfigError(section, "a [callers.NAME] table; NAME is 1-32 of a-z 0-9 _ -")
+        grants_table = caller_table.get("scopes", {})
+        if not isinstance(grants_table, dict) or not grants_table:
+            raise ConfigError(f"{section}.scopes", "must hold [callers.NAME.scopes.SCOPE] tables")
+        grants = {
+            scope: _build_section(
+                f"{section}.scopes.{scope}", GrantSettings, grant, {"scope": scope}
+            )
+            for scope, grant in grants_table.items()
+        }
+        rest = {key: value for key, value in caller_table.items() if key != "scopes"}
+        caller = _build_section(section, CallerSettings, rest, {"name": name, "scopes": grants})
+        for field_name, names in (
+            ("keys", [entry.split(":", 1)[0] for entry in caller.keys]),
+            ("cert_sans", list(caller.cert_sans)),
+        ):
+            for identity in names:
+                if owners.setdefault(identity, name) != name:
+                    raise ConfigError(
+                        f"{section}.{field_name}",
+                        f"{identity!r} already names caller {owners[identity]!r}",
+                    )
+        callers[name] = caller
+    return callers
+
+
+def _check_callers_against(settings: Settings) -> None:
+    """Rules between [callers], [scopes] and [tls], checked once every table is built."""
+    wants_certs = any(caller.cert_sans for caller in settings.callers.values())
+    if wants_certs and not settings.tls.client_ca_file:
+        raise ConfigError("tls.client_ca_file", "is required when a caller has cert_sans")
+    if settings.tls.client_ca_file and not wants_certs:
+        raise ConfigError("tls.client_ca_file", "is set, but no [callers.NAME] has cert_sans")
+    for caller in settings.callers.values():
+        for scope in caller.scopes:
+            if scope not in settings.scopes:
+                raise ConfigError(f"callers.{caller.name}.scopes.{scope}", "no such scope")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen host is reachable only from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve anywhere
+
+
+def require_caller_authentication(settings: Settings) -> None:
+    """Refuse to serve open to the network unless the configuration says so on purpose."""
+    host, _ = parse_listen_address(settings.server.listen)
+    if settings.callers or settings.auth.allow_unauthenticated or is_loopback(host):
+        return
+    raise ConfigError(
+        "auth.allow_unauthenticated",
+        f"{settings.server.listen} is not a loopback address and no [callers.NAME] are "
+        "configured: anyone who reaches it could mint credentials. Configure callers "
+        "(bearer keys or mTLS), or set [auth] allow_unauthenticated = true",
+    )
+
+
 def _access_key_from(environ: Mapping[str, str]) -> AccessKey | None:
     key_id = environ.get(ACCESS_KEY_ID_ENV, "")
     secret = environ.get(ACCESS_KEY_SECRET_ENV, "")
@@ -492,6 +651,34 @@ def _access_key_from(environ: Mapping[str, str]) -> AccessKey | None:
     return AccessKey(key_id, secret)
 
 
+def _cache_secrets_from(environ: Mapping[str, str], cache: CacheSettings) -> CacheSecrets | None:
+    # Messages name the variable and the entry's position, never a key's text.
+    text = environ.get(CACHE_KEYS_ENV, "")
+    if not text:
+        if cache.url:
+            raise ConfigError(
+                CACHE_KEYS_ENV, "must be set when [cache] url is: entries are encrypted in Redis"
+            )
+        return None
+    keys: list[tuple[str, bytes]] = []
+    for position, entry in enumerate(text.split(","), 1):
+        key_id, sep, encoded = entry.strip().partition(":")
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            key = b""
+        if not sep or not _KEY_ID.fullmatch(key_id) or len(key) != 32:
+            raise ConfigError(
+                CACHE_KEYS_ENV,
+                f"entry {position} must be ID:BASE64 with ID of 1-16 of A-Z a-z 0-9 _ - and "
+                "BASE64 a 32-byte key (`openssl rand -base64 32`)",
+            )
+        if any(key_id == known for known, _ in keys):
+            raise ConfigError(CACHE_KEYS_ENV, f"key id {key_id!r} appears twice")
+        keys.append((key_id, key))
+    return CacheSecrets(tuple(keys), environ.get(REDIS_PASSWORD_ENV, ""))
+
+
 def settings_from_mapping(
     document: Mapping[str, object], environ: Mapping[str, str], source: str = "mapping"
 ) -> Settings:
@@ -501,12 +688,22 @@ def settings_from_mapping(
         if name == "scopes":
             sections[name] = _build_scopes(table)
             continue
-        cls = _SECTIONS.get(name)
+        if name == "callers":
+            sections[name] = _build_callers(table)
+            continue
+        cls = SECTIONS.get(name)
         if cls is None:
-            known = ", ".join(sorted([*_SECTIONS, "scopes"]))
+            known = ", ".join(sorted([*SECTIONS, "scopes", "callers"]))
             raise ConfigError(name, f"unknown section (known: {known})")
         sections[name] = _build_section(name, cls, table)
-    return Settings(**sections, access_key=_access_key_from(environ), source=source)
+    settings = Settings(
+        **sections,
+        access_key=_access_key_from(environ),
+        cache_secrets=_cache_secrets_from(environ, sections.get("cache", CacheSettings())),
+        source=source,
+    )
+    _check_callers_against(settings)
+    return settings
 
 
 def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
@@ -536,3 +733,4 @@ def require_complete(settings: Settings) -> None:
             f"must be set, with {ACCESS_KEY_SECRET_ENV}: Satchel calls STS AssumeRole with "
             "this RAM user's key",
         )
+    require_caller_authentication(settings)

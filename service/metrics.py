@@ -16,7 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from service.broker import CredentialBroker
-from service.budget import TokenBucket
+from service.budget import Budget
 from service.credentials import Clock, utc_now
 from service.signer import ScopeSigner
 
@@ -106,7 +106,7 @@ class StateCollector(Collector):
     def __init__(
         self,
         broker: CredentialBroker,
-        budget: TokenBucket,
+        budget: Budget,
         signers: Mapping[str, ScopeSigner],
         clock: Clock = utc_now,
     ) -> None:
@@ -128,12 +128,23 @@ class StateCollector(Collector):
                 "Entries evicted by the LRU bound.",
                 lambda: stats.evictions,
             ),
+            "satchel_cache_shared_hits": (
+                "Misses answered from the fleet's shared cache, without an AssumeRole here.",
+                lambda: stats.shared_hits,
+            ),
         }
         for name, (documentation, read) in counters.items():
             yield CounterMetricFamily(name, documentation, value=read())
         yield GaugeMetricFamily(
             "satchel_cache_entries", "Credentials held in the cache.", value=len(self._broker)
         )
+        shared_up = self._broker.shared_up
+        if shared_up is not None:
+            yield GaugeMetricFamily(
+                "satchel_shared_cache_up",
+                "1 while the fleet's shared cache (Redis) answers; 0: local cache and budget.",
+                value=1.0 if shared_up else 0.0,
+            )
         yield GaugeMetricFamily(
             "satchel_sts_budget_tokens",
             "AssumeRole calls the budget allows right now (negative: calls queued).",

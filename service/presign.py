@@ -65,6 +65,10 @@ class Presigner:
         # Derived V4 keys, per (access key, day, region): one HMAC chain per day, not per URL.
         self._v4_keys = V4KeyCache()
 
+    @property
+    def ready(self) -> bool:
+        return self._signers.ready
+
     def presign(self, request: PresignRequest) -> Presigned:
         scope = request.scope
         signer = self._signers.for_scope(scope.name)

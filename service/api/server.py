@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -19,7 +20,8 @@ from grpc_reflection.v1alpha import reflection
 from satchel.v1 import token_service_pb2 as pb
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
 from service.api.servicer import TokenService
-from service.config import ServerSettings, parse_listen_address
+from service.config import ServerSettings, TlsSettings, parse_listen_address
+from service.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,8 @@ TOKEN_SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["TokenService"].full_na
 # "" is the whole server's health, which is what load balancers and
 # `satchel health` ask about by default.
 HEALTH_SERVICE_NAMES = ("", TOKEN_SERVICE_NAME)
+READY_POLL_SECONDS = 0.2
+MIN_CLIENT_PING_MS = 10_000
 
 
 class ListenError(RuntimeError):
@@ -42,8 +46,17 @@ class SatchelServer:
     port: int
     host: str
     grace_seconds: float
-    # Called once the server accepts calls and reports SERVING (the dev banner).
+    # Called once the server accepts calls (the dev banner).
     on_started: Callable[[], None] | None = None
+    # SERVING is reported only once this says so (signer credentials held); None: at once.
+    ready: Callable[[], bool] | None = None
+    # The optional plaintext, health-only listener (probes when the main port needs TLS).
+    health_server: grpc.aio.Server | None = None
+    health_host: str = ""
+    health_port: int = 0
+    # Where Prometheus metrics are served over HTTP (0: not served); set by the wiring.
+    metrics_port: int = 0
+    _becoming_ready: asyncio.Task[None] | None = None
 
     @property
     def address(self) -> str:
@@ -51,17 +64,40 @@ class SatchelServer:
 
     async def start(self) -> None:
         await self.server.start()
-        for name in HEALTH_SERVICE_NAMES:
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if self.health_server is not None:
+            await self.health_server.start()
+        if self.ready is None or self.ready():
+            await self._report(health_pb2.HealthCheckResponse.SERVING)
+        else:
+            await self._report(health_pb2.HealthCheckResponse.NOT_SERVING)
+            self._becoming_ready = asyncio.create_task(self._serve_when_ready(self.ready))
         log.info("satchel listening on %s", self.address)
+        if self.health_server is not None:
+            log.info("health listening on %s:%d", self.health_host, self.health_port)
         if self.on_started is not None:
             self.on_started()
+
+    async def _report(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+        for name in HEALTH_SERVICE_NAMES:
+            await self.health.set(name, status)
+
+    async def _serve_when_ready(self, ready: Callable[[], bool]) -> None:
+        log.warning("NOT_SERVING until every scope's presigning credentials are held")
+        # A short poll, only while not ready: readiness belongs to other objects.
+        while not ready():  # noqa: ASYNC110
+            await asyncio.sleep(READY_POLL_SECONDS)
+        await self._report(health_pb2.HealthCheckResponse.SERVING)
+        log.info("ready: SERVING")
 
     async def drain(self) -> None:
         """Report NOT_SERVING, refuse new calls, let in-flight ones finish within the grace."""
         log.info("draining: in-flight calls have %.1f s to finish", self.grace_seconds)
+        if self._becoming_ready is not None:
+            self._becoming_ready.cancel()
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.grace_seconds)
+        if self.health_server is not None:
+            await self.health_server.stop(None)
         log.info("stopped")
 
     async def serve_until_signalled(self) -> None:
@@ -79,18 +115,48 @@ class SatchelServer:
             await self.drain()
 
 
+def _read_pem(key: str, path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"tls.{key}", f"cannot read {path}: {exc}") from None
+
+
+def server_credentials(tls: TlsSettings) -> grpc.ServerCredentials | None:
+    """TLS from the configured PEM files; with a client CA, client certificates are required.
+
+    None when no certificate is configured (plaintext). A client whose certificate
+    does not chain to the CA, or that sends none, fails the TLS handshake: it never
+    reaches a handler, so it sees UNAVAILABLE rather than UNAUTHENTICATED.
+    """
+    if not tls.cert_file:
+        return None
+    pair = (_read_pem("key_file", tls.key_file), _read_pem("cert_file", tls.cert_file))
+    client_ca = _read_pem("client_ca_file", tls.client_ca_file) if tls.client_ca_file else None
+    return grpc.ssl_server_credentials(
+        [pair], root_certificates=client_ca, require_client_auth=client_ca is not None
+    )
+
+
 def build_server(
-    settings: ServerSettings, token_service: pb_grpc.TokenServiceServicer | None = None
+    settings: ServerSettings,
+    token_service: pb_grpc.TokenServiceServicer | None = None,
+    *,
+    credentials: grpc.ServerCredentials | None = None,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    ready: Callable[[], bool] | None = None,
 ) -> SatchelServer:
-    """Create the server, register every service and bind the listen address."""
+    """Create the server, register every service and bind the listen address.
+
+    `credentials`: TLS (see `server_credentials`); None serves plaintext.
+    `interceptors`: run around every call, in order (metrics, the caller gate).
+    `ready`: health reports SERVING only once this returns True.
+    """
     server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.max_send_message_length", settings.max_message_bytes),
-            # Without this a second server on the same port would silently share
-            # its traffic; a port conflict must be an error at start-up.
-            ("grpc.so_reuseport", 0),
-        ]
+        interceptors=interceptors,
+        options=_channel_options(settings),
+        # Beyond this, grpc answers RESOURCE_EXHAUSTED at once instead of queueing.
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
     pb_grpc.add_TokenServiceServicer_to_server(token_service or TokenService(), server)
     health_servicer = health.aio.HealthServicer()
@@ -101,9 +167,50 @@ def build_server(
         )
     host, _ = parse_listen_address(settings.listen)
     try:
-        port = server.add_insecure_port(settings.listen)
+        if credentials is None:
+            port = server.add_insecure_port(settings.listen)
+        else:
+            port = server.add_secure_port(settings.listen, credentials)
     except RuntimeError as exc:  # grpcio raises instead of returning 0 since 1.5x
         raise ListenError(f"cannot listen on {settings.listen}: {exc}") from None
     if port == 0:
         raise ListenError(f"cannot listen on {settings.listen}")
-    return SatchelServer(server, health_servicer, port, host, settings.grace_seconds)
+    built = SatchelServer(server, health_servicer, port, host, settings.grace_seconds, ready=ready)
+    if settings.health_listen:
+        built.health_host, _ = parse_listen_address(settings.health_listen)
+        built.health_server, built.health_port = _health_only(
+            settings.health_listen, health_servicer
+        )
+    return built
+
+
+def _channel_options(settings: ServerSettings) -> list[tuple[str, int]]:
+    keepalive_ms = int(settings.keepalive_seconds * 1000)
+    return [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        # Without this a second server on the same port would silently share
+        # its traffic; a port conflict must be an error at start-up.
+        ("grpc.so_reuseport", 0),
+        # Old connections are closed gracefully so clients rebalance over replicas.
+        ("grpc.max_connection_age_ms", int(settings.max_connection_age_seconds * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace_seconds * 1000)),
+        # Ping idle clients to find dead connections; let well-behaved clients keep
+        # idle connections alive, but no more often than every 10 s (2 strikes, then GOAWAY).
+        ("grpc.keepalive_time_ms", keepalive_ms),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", MIN_CLIENT_PING_MS),
+        ("grpc.http2.max_ping_strikes", 2),
+    ]
+
+
+def _health_only(listen: str, servicer: health.aio.HealthServicer) -> tuple[grpc.aio.Server, int]:
+    """A plaintext server with only the health service, sharing the main server's status."""
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    try:
+        port = server.add_insecure_port(listen)
+    except RuntimeError as exc:
+        raise ListenError(f"cannot listen on {listen} (health): {exc}") from None
+    return server, port

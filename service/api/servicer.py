@@ -1,7 +1,9 @@
 """TokenService: translates between protobuf messages and the domain, nothing more.
 
-Validation lives in `service.scopes`, caching and STS in `service.broker`,
-presigning in `service.presign`, status mapping in `service.api.status`.
+Validation lives in `service.scopes`, authorisation and rate limits in
+`service.admission`, caching and STS in `service.broker`, presigning in
+`service.presign`, status mapping in `service.api.status`. The call's audit
+record (opened by `service.api.gate`) learns what was handed out.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from satchel.v1 import token_service_pb2 as pb
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
+from service.admission import Admission
 from service.api.status import abort_with
+from service.audit import current_call
 from service.broker import CredentialBroker
 from service.config import ScopeSettings
 from service.errors import InvalidArgument, SatchelError
@@ -64,13 +68,16 @@ def _location(scope: ScopeSettings, prefix: str) -> pb.StorageLocation:
     )
 
 
-def deadline_of(context: ServicerContext) -> float | None:
-    """The caller's deadline as event-loop time, or None when it set none."""
+def deadline_of(context: ServicerContext, cap_seconds: float) -> float:
+    """The caller's deadline as event-loop time, never further away than `cap_seconds`.
+
+    A caller with no deadline, or a very long one, must not hold STS calls and
+    server resources open indefinitely.
+    """
     # grpc.aio returns None when the caller set no deadline (the stubs say float).
     remaining: float | None = context.time_remaining()
-    if remaining is None:
-        return None
-    return asyncio.get_running_loop().time() + remaining
+    allowed = cap_seconds if remaining is None else min(remaining, cap_seconds)
+    return asyncio.get_running_loop().time() + allowed
 
 
 class TokenService(pb_grpc.TokenServiceServicer):
@@ -79,16 +86,25 @@ class TokenService(pb_grpc.TokenServiceServicer):
         scopes: Mapping[str, ScopeSettings] | None = None,
         broker: CredentialBroker | None = None,
         presigner: Presigner | None = None,
+        admission: Admission | None = None,
+        max_deadline_seconds: float = 30.0,
     ) -> None:
         self._scopes = scopes or {}
         self._broker = broker
         self._presigner = presigner
+        self._admission = admission or Admission.open()
+        self._max_deadline_seconds = max_deadline_seconds
+
+    def ready(self) -> bool:
+        """True once presigning credentials are held for every scope (health's SERVING)."""
+        return self._presigner is None or self._presigner.ready
 
     async def IssueToken(
         self, request: pb.IssueTokenRequest, context: ServicerContext
     ) -> pb.IssueTokenResponse:
         if self._broker is None:
             await _not_configured(context, "IssueToken")
+        call = current_call()
         try:
             token_request = validate_token_request(
                 self._scopes,
@@ -99,12 +115,19 @@ class TokenService(pb_grpc.TokenServiceServicer):
                     request.ttl.ToTimedelta().total_seconds() if request.HasField("ttl") else None
                 ),
             )
+            self._admission.admit(call, token_request)
             issued = await self._broker.credentials_for(
-                token_request, deadline=deadline_of(context)
+                token_request, deadline=deadline_of(context, self._max_deadline_seconds)
             )
         except SatchelError as error:
             await abort_with(context, error)
         credentials = issued.credentials
+        call.handed_out(
+            credentials.expiration,
+            access_key_id=credentials.access_key_id,
+            sts_request_id=issued.request_id,
+            from_cache=issued.from_cache,
+        )
         return pb.IssueTokenResponse(
             credentials=pb.Credentials(
                 access_key_id=credentials.access_key_id,
@@ -121,6 +144,7 @@ class TokenService(pb_grpc.TokenServiceServicer):
     ) -> pb.PresignObjectResponse:
         if self._presigner is None:
             await _not_configured(context, "PresignObject")
+        call = current_call()
         try:
             presign_request = validate_presign_request(
                 self._scopes,
@@ -137,9 +161,11 @@ class TokenService(pb_grpc.TokenServiceServicer):
                 max_size=request.max_size,
                 forbid_overwrite=request.forbid_overwrite,
             )
+            self._admission.admit(call, presign_request)
             presigned = self._presigner.presign(presign_request)
         except SatchelError as error:
             await abort_with(context, error)
+        call.handed_out(presigned.expiration)
         scope = presign_request.scope
         return pb.PresignObjectResponse(
             url=presigned.url,

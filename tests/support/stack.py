@@ -11,8 +11,8 @@ from typing import Any
 import grpc
 
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
-from service.api.server import SatchelServer, build_server
-from service.cli import dev_settings, wired_token_service
+from service.api.server import SatchelServer
+from service.cli import dev_settings, wired_server
 from service.config import Settings
 from service.emulator.runner import Emulator
 
@@ -26,17 +26,26 @@ class Stack:
 
 
 @asynccontextmanager
-async def running_stack(emulator: Emulator, **sts_overrides: Any) -> AsyncIterator[Stack]:
-    settings = dev_settings("127.0.0.1:0", emulator)
+async def running_stack(
+    emulator: Emulator,
+    settings: Settings | None = None,
+    channel_credentials: grpc.ChannelCredentials | None = None,
+    **sts_overrides: Any,
+) -> AsyncIterator[Stack]:
+    """`settings` default to `satchel dev`'s; `channel_credentials` make the channel TLS."""
+    settings = settings or dev_settings("127.0.0.1:0", emulator)
     if sts_overrides:
         settings = dataclasses.replace(
             settings, sts=dataclasses.replace(settings.sts, **sts_overrides)
         )
-    async with wired_token_service(settings) as token_service:
-        server = build_server(settings.server, token_service)
+    async with wired_server(settings) as server:
         await server.start()
         try:
-            async with grpc.aio.insecure_channel(server.address) as channel:
+            if channel_credentials is None:
+                channel = grpc.aio.insecure_channel(server.address)
+            else:
+                channel = grpc.aio.secure_channel(server.address, channel_credentials)
+            async with channel:
                 yield Stack(emulator, settings, server, pb_grpc.TokenServiceStub(channel))
         finally:
             await server.server.stop(None)

@@ -13,13 +13,14 @@ from service.config import (
     ACCESS_KEY_ID_ENV,
     ACCESS_KEY_SECRET_ENV,
     CONFIG_PATH_ENV,
+    SECTIONS,
     AccessKey,
-    CacheSettings,
+    CallerSettings,
+    GrantSettings,
     LogSettings,
     ScopeSettings,
     ServerSettings,
     Settings,
-    StsSettings,
     load_settings,
     require_complete,
     settings_from_mapping,
@@ -62,23 +63,21 @@ def test_example_file_is_valid_shows_the_defaults_and_documents_every_key() -> N
     document = tomllib.loads(EXAMPLE.read_text())
     settings = settings_from_mapping(document, {})
     defaults = Settings()
-    assert (settings.server, settings.log, settings.sts, settings.cache) == (
-        defaults.server,
-        defaults.log,
-        defaults.sts,
-        defaults.cache,
-    )
-    sections = {
-        "server": ServerSettings,
-        "log": LogSettings,
-        "sts": StsSettings,
-        "cache": CacheSettings,
-    }
-    for section, cls in sections.items():
+    for section, cls in SECTIONS.items():  # every table, so a new one cannot be missed
+        assert getattr(settings, section) == getattr(defaults, section), section
         assert set(document[section]) == {f.name for f in dataclasses.fields(cls)}
     documented_scope = set(document["scopes"]["saves"]) | {"name"}
     assert documented_scope == {f.name for f in dataclasses.fields(ScopeSettings)}
     assert settings.default_scope == settings.scopes["saves"]
+    caller_table = document["callers"]["game-eu"]
+    assert set(caller_table) | {"name"} == {f.name for f in dataclasses.fields(CallerSettings)}
+    caller = settings.callers["game-eu"]
+    assert (caller.rate_per_second, caller.burst) == (
+        CallerSettings(name="x").rate_per_second,
+        CallerSettings(name="x").burst,
+    )
+    documented_grant = set(caller_table["scopes"]["saves"]) | {"scope"}
+    assert documented_grant == {f.name for f in dataclasses.fields(GrantSettings)}
 
 
 SCOPE_TABLE = {
@@ -199,7 +198,13 @@ def test_serving_needs_scopes_and_an_access_key() -> None:
 @pytest.mark.parametrize(
     ("document", "key", "problem"),
     [
-        ({"serverz": {}}, "serverz", "unknown section (known: cache, log, scopes, server, sts)"),
+        (
+            {"serverz": {}},
+            "serverz",
+            "unknown section (known: audit, auth, cache, callers, limits, log, metrics, scopes, "
+            "server, "
+            "sts, tls)",
+        ),
         ({"server": {"listn": "x"}}, "server.listn", "unknown key (known keys: grace_seconds"),
         ({"server": "127.0.0.1:1"}, "server", "must be a table"),
         ({"server": {"listen": 50051}}, "server.listen", "expected str, got int"),

@@ -16,7 +16,7 @@ from satchel.v1 import token_service_pb2 as pb
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
 from service.api.observe import MetricsInterceptor
 from service.api.servicer import TokenService
-from service.broker import CredentialBroker
+from service.broker import CredentialBroker, LocalOnly
 from service.budget import TokenBucket
 from service.config import AccessKey, CacheSettings
 from service.metrics import Metrics, StateCollector, new_metrics, sts_outcome_label
@@ -97,3 +97,23 @@ async def test_state_collector_reads_cache_budget_and_signers_at_scrape_time() -
     tokens = sample(metrics, "satchel_sts_budget_tokens")
     assert tokens is not None
     assert 47 <= tokens <= 50
+
+
+class _SharedDown(LocalOnly):
+    up: bool | None = False
+
+
+@pytest.mark.asyncio
+async def test_shared_cache_gauge_says_whether_redis_answers() -> None:
+    clock = FakeClock()
+    sts = ScriptedSts(clock, delay=0)
+    budget = TokenBucket(50)
+    alone = new_metrics()
+    alone.registry.register(
+        StateCollector(CredentialBroker(sts, CacheSettings(), budget, clock), budget, {}, clock)
+    )
+    assert sample(alone, "satchel_shared_cache_up") is None  # no shared cache configured
+    fleet = new_metrics()
+    broker = CredentialBroker(sts, CacheSettings(), budget, clock, shared=_SharedDown())
+    fleet.registry.register(StateCollector(broker, budget, {}, clock))
+    assert sample(fleet, "satchel_shared_cache_up") == 0

@@ -124,11 +124,26 @@ def test_dockerfile_cmd_and_healthcheck_name_real_entry_points() -> None:
 def test_dockerfile_installs_this_package_as_non_root_on_slim_python() -> None:
     assert len(re.findall(r"^FROM ", DOCKERFILE, re.MULTILINE)) >= 2, "multi-stage build"
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.\d+\.\d+-slim", DOCKERFILE, re.MULTILINE)
-    assert re.search(r"pip install \.$", DOCKERFILE, re.MULTILINE), "installs the project"
+    assert re.search(r"pip install .*\.$", DOCKERFILE, re.MULTILINE), "installs the project"
     for source in re.findall(r"^COPY (?!--from)(.+?) \S+$", DOCKERFILE, re.MULTILINE):
         for path in source.split():
             assert (REPO_ROOT / path).exists(), f"Dockerfile copies missing {path}"
     user = re.findall(r"^USER (\S+)$", DOCKERFILE, re.MULTILINE)
     assert user, "the image names a USER"
     assert user[-1] not in ("root", "0")
-    assert re.search(r"^EXPOSE 50051$", DOCKERFILE, re.MULTILINE)
+    assert re.search(r"^EXPOSE 50051\b", DOCKERFILE, re.MULTILINE)
+    assert re.search(r"^STOPSIGNAL SIGTERM$", DOCKERFILE, re.MULTILINE)
+
+
+def test_dockerfile_installs_dependencies_in_their_own_layer_before_the_sources() -> None:
+    build_stage = DOCKERFILE.split("\nFROM ")[1]
+    deps = build_stage.index("-r /tmp/requirements.txt")
+    sources = build_stage.index("COPY service ")
+    assert deps < sources, "dependencies must be installed before the sources are copied"
+    assert "['project']['dependencies']" in build_stage, "the list comes from pyproject.toml"
+    assert "--no-deps ." in build_stage[sources:]
+
+
+def test_dockerfile_base_image_is_pinned_to_an_exact_version() -> None:
+    (image,) = re.findall(r"^ARG PYTHON_IMAGE=(\S+)$", DOCKERFILE, re.MULTILINE)
+    assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+(@sha256:[0-9a-f]{64})?", image)

@@ -1,0 +1,103 @@
+"""Server limits and health: concurrency cap, deadline cap, readiness, a health-only port."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from support.slow_server import SlowTokenService
+
+from satchel.v1 import token_service_pb2 as pb
+from satchel.v1 import token_service_pb2_grpc as pb_grpc
+from service.api.server import _channel_options, build_server
+from service.api.servicer import deadline_of
+from service.config import ServerSettings
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+async def status_at(address: str) -> int:
+    async with grpc.aio.insecure_channel(address) as channel:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=5
+        )
+        return reply.status
+
+
+@pytest.mark.asyncio
+async def test_calls_beyond_the_concurrency_cap_are_refused_at_once(monkeypatch) -> None:
+    monkeypatch.setenv("SLOW_SECONDS", "1.5")
+    built = build_server(
+        ServerSettings(listen="127.0.0.1:0", max_concurrent_rpcs=1), SlowTokenService()
+    )
+    await built.start()
+    try:
+        async with grpc.aio.insecure_channel(built.address) as channel:
+            stub = pb_grpc.TokenServiceStub(channel)
+            first = asyncio.ensure_future(stub.IssueToken(pb.IssueTokenRequest(player_id="a")))
+            await asyncio.sleep(0.3)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.IssueToken(pb.IssueTokenRequest(player_id="b"), timeout=5)
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            await first  # the admitted call still completes
+    finally:
+        await built.server.stop(None)
+
+
+@pytest.mark.asyncio
+async def test_a_missing_or_long_deadline_is_capped() -> None:
+    loop = asyncio.get_running_loop()
+    for remaining, expected in ((None, 30.0), (500.0, 30.0), (2.0, 2.0)):
+        context = SimpleNamespace(time_remaining=lambda r=remaining: r)
+        deadline = deadline_of(context, 30.0)  # type: ignore[arg-type]
+        assert deadline - loop.time() == pytest.approx(expected, abs=0.5)
+
+
+@pytest.mark.asyncio
+async def test_health_is_not_serving_until_ready_then_serving() -> None:
+    ready = asyncio.Event()
+    built = build_server(ServerSettings(listen="127.0.0.1:0"), ready=ready.is_set)
+    await built.start()
+    try:
+        assert await status_at(built.address) == NOT_SERVING
+        ready.set()
+        for _ in range(50):
+            if await status_at(built.address) == SERVING:
+                break
+            await asyncio.sleep(0.1)
+        assert await status_at(built.address) == SERVING
+    finally:
+        await built.drain()
+
+
+@pytest.mark.asyncio
+async def test_a_health_only_port_shares_the_status_and_serves_nothing_else() -> None:
+    built = build_server(ServerSettings(listen="127.0.0.1:0", health_listen="127.0.0.1:0"))
+    await built.start()
+    health_address = f"127.0.0.1:{built.health_port}"
+    try:
+        assert built.health_port not in (0, built.port)
+        assert await status_at(health_address) == SERVING
+        async with grpc.aio.insecure_channel(health_address) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await pb_grpc.TokenServiceStub(channel).IssueToken(
+                    pb.IssueTokenRequest(), timeout=5
+                )
+            assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        await built.drain()
+
+
+def test_connection_age_and_keepalive_are_configured() -> None:
+    options = dict(
+        _channel_options(ServerSettings(max_connection_age_seconds=120, keepalive_seconds=45))
+    )
+    assert options["grpc.max_connection_age_ms"] == 120_000
+    assert options["grpc.max_connection_age_grace_ms"] == 30_000
+    assert options["grpc.keepalive_time_ms"] == 45_000
+    assert options["grpc.http2.max_ping_strikes"] == 2
+    assert options["grpc.so_reuseport"] == 0
