@@ -26,6 +26,7 @@ from service.api.status import abort_with
 from service.audit import AuditLog, CallRecord, close_call, open_call
 from service.callers import Authenticator, Caller
 from service.errors import Unauthenticated
+from service.logs import request_id_var
 
 REQUEST_ID_HEADER = "x-request-id"
 # A caller's request id is kept when it is a plain token; anything else (empty,
@@ -113,6 +114,8 @@ class CallerGate(grpc.aio.ServerInterceptor):
             record.peer = context.peer()
             context.set_trailing_metadata(((REQUEST_ID_HEADER, record.request_id),))
             token = open_call(record)
+            # Every log line written while serving the call carries its request id.
+            logged_as = request_id_var.set(record.request_id)
             status = grpc.StatusCode.OK.name
             try:
                 try:
@@ -124,6 +127,7 @@ class CallerGate(grpc.aio.ServerInterceptor):
                 status = _status_name(context, error)
                 raise
             finally:
+                request_id_var.reset(logged_as)
                 close_call(token)
                 self._audit.write(record, status)
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
+import logging
 import subprocess
 import sys
 import urllib.request
@@ -16,8 +19,10 @@ from support.processes import REPO_ROOT
 from support.stack import Stack, running_stack
 
 from satchel.v1 import token_service_pb2 as pb
+from service import logs
 from service.cli import dev_settings
 from service.config import MetricsSettings
+from service.emulator.faults import FaultPlan
 from service.emulator.runner import Emulator
 
 __all__ = ["emulator"]
@@ -89,3 +94,25 @@ def test_health_command_uses_the_health_only_port(spawn, tmp_path: Path) -> None
     assert checked.stdout.strip() == f"{address}: NOT_SERVING"
     proc.terminate()
     assert proc.wait() == 0
+
+
+@pytest.mark.asyncio
+async def test_log_lines_written_during_a_call_carry_its_request_id(stack: Stack) -> None:
+    stack.emulator.faults.set("sts", FaultPlan(status=503, count=1))  # makes the call log
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    stream = io.StringIO()
+    logs.configure("INFO", json_lines=True, stream=stream)
+    try:
+        await stack.stub.IssueToken(
+            pb.IssueTokenRequest(player_id="p-logged"),
+            metadata=(("x-request-id", "req-from-game-server-42"),),
+            timeout=10,
+        )
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    entries = [json.loads(line) for line in stream.getvalue().splitlines()]
+    retried = [e for e in entries if "AssumeRole attempt" in e["message"]]
+    assert retried
+    assert {e["request_id"] for e in retried} == {"req-from-game-server-42"}
