@@ -39,6 +39,8 @@ class Authenticator:
         self._sans = {san: c.name for c in callers.values() for san in c.cert_sans}
         # With no callers configured Satchel runs open (loopback or explicitly allowed).
         self.required = bool(callers)
+        # Reading a call's certificate costs tens of microseconds: only when one can matter.
+        self.uses_certificates = bool(self._sans)
 
     def identify(self, authorization: Sequence[str], cert_sans: Sequence[str]) -> Caller | None:
         """The caller behind a call, None when running open; Unauthenticated otherwise.

@@ -100,17 +100,22 @@ class CallerGate(grpc.aio.ServerInterceptor):
             response_serializer=handler.response_serializer,
         )
 
-    def _identify(self, context: ServicerContext) -> Caller | None:
+    def _identify(
+        self, context: ServicerContext, metadata: tuple[tuple[str, str | bytes], ...]
+    ) -> Caller | None:
+        authenticator = self._authenticator
+        if not authenticator.required:
+            return None  # running open: nothing to read
         authorization = [
-            value
-            for key, value in _metadata(context)
-            if key == "authorization" and isinstance(value, str)
+            value for key, value in metadata if key == "authorization" and isinstance(value, str)
         ]
-        return self._authenticator.identify(authorization, cert_sans(context))
+        sans = cert_sans(context) if authenticator.uses_certificates else []
+        return authenticator.identify(authorization, sans)
 
     def _guard(self, rpc: str, inner: Behavior) -> Behavior:
         async def guarded(request: Any, context: ServicerContext) -> Any:
-            record = CallRecord(rpc=rpc, request_id=_request_id(_metadata(context)))
+            metadata = _metadata(context)
+            record = CallRecord(rpc=rpc, request_id=_request_id(metadata))
             record.peer = context.peer()
             context.set_trailing_metadata(((REQUEST_ID_HEADER, record.request_id),))
             token = open_call(record)
@@ -119,7 +124,7 @@ class CallerGate(grpc.aio.ServerInterceptor):
             status = grpc.StatusCode.OK.name
             try:
                 try:
-                    record.caller = self._identify(context)
+                    record.caller = self._identify(context, metadata)
                 except Unauthenticated as error:
                     await abort_with(context, error)
                 return await inner(request, context)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,7 +30,7 @@ SCOPES = {"saves": make_scope()}
 
 def written(record: CallRecord, status: str) -> dict[str, object]:
     stream = io.StringIO()
-    AuditLog(logging.StreamHandler(stream), clock=lambda: NOW).write(record, status)
+    AuditLog(stream, clock=lambda: NOW).write(record, status)
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1
     document: dict[str, object] = json.loads(lines[0])
