@@ -83,20 +83,26 @@ def resolve_permissions(scope: ScopeSettings, asked: Iterable[Permission]) -> fr
     return wanted
 
 
+def _whole_seconds(field: str, asked: float | None, default: int, low: int, high: int) -> int:
+    """`default` when unset; else `asked` as whole seconds within [low, high]."""
+    if asked is None:
+        return default
+    if asked != int(asked):
+        raise InvalidArgument(field, "must be a whole number of seconds")
+    if not low <= asked <= high:
+        raise InvalidArgument(field, f"must be between {low} and {high} seconds")
+    return int(asked)
+
+
 def resolve_ttl(scope: ScopeSettings, asked_seconds: float | None) -> int:
     """The scope's default when unset; else whole seconds within the scope's bounds."""
-    if asked_seconds is None:
-        return scope.ttl_default_seconds
-    if asked_seconds != int(asked_seconds):
-        raise InvalidArgument("ttl", "must be a whole number of seconds")
-    seconds = int(asked_seconds)
-    if not scope.ttl_min_seconds <= seconds <= scope.ttl_max_seconds:
-        raise InvalidArgument(
-            "ttl",
-            f"must be between {scope.ttl_min_seconds} and {scope.ttl_max_seconds} seconds "
-            f"in scope {scope.name!r}",
-        )
-    return seconds
+    return _whole_seconds(
+        "ttl",
+        asked_seconds,
+        scope.ttl_default_seconds,
+        scope.ttl_min_seconds,
+        scope.ttl_max_seconds,
+    )
 
 
 def role_session_name(player_id: str) -> str:
@@ -204,18 +210,13 @@ def check_object_key(prefix: str, key: str) -> str:
 
 
 def resolve_expires(scope: ScopeSettings, asked_seconds: float | None) -> int:
-    if asked_seconds is None:
-        return scope.presign_expires_default_seconds
-    if asked_seconds != int(asked_seconds):
-        raise InvalidArgument("expires_in", "must be a whole number of seconds")
+    """The scope's default when unset; else 1 s up to the scope's cap (and V4's 7 days)."""
     cap = scope.presign_expires_max_seconds
     if scope.presign_signature == "v4":
         cap = min(cap, V4_MAX_EXPIRES_SECONDS)
-    if not 1 <= asked_seconds <= cap:
-        raise InvalidArgument(
-            "expires_in", f"must be between 1 and {cap} seconds in scope {scope.name!r}"
-        )
-    return int(asked_seconds)
+    return _whole_seconds(
+        "expires_in", asked_seconds, scope.presign_expires_default_seconds, 1, cap
+    )
 
 
 def check_content_type(method: Method, content_type: str) -> str | None:

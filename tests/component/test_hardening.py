@@ -12,7 +12,7 @@ from pathlib import Path
 import oss2
 import pytest
 import pytest_asyncio
-from component.emulator_fixtures import oss2_bucket
+from component.emulator_fixtures import ACCOUNTS_TOML, oss2_bucket
 from support.stack import Stack, running_stack
 
 from satchel.v1 import token_service_pb2 as pb
@@ -34,16 +34,10 @@ policies = ['{policy}']
 """
 
 
+# The shared test accounts plus two roles; a later [[accounts.roles]] table joins
+# the last [[accounts]] entry, the dev account.
 ACCOUNTS = (
-    f"""
-[[accounts]]
-id = "{acc.DEV_ACCOUNT_ID}"
-[[accounts.users]]
-name = "{acc.DEV_USER}"
-access_key_id = "{acc.DEV_ACCESS_KEY_ID}"
-access_key_secret = "{acc.DEV_ACCESS_KEY_SECRET}"
-"""
-    + role(acc.DEV_ROLE, [{"Effect": "Allow", "Action": "oss:*", "Resource": "*"}])
+    ACCOUNTS_TOML
     + role("get-only", [{"Effect": "Allow", "Action": "oss:GetObject", "Resource": "*"}])
     + role(
         "deny-trophies",
@@ -56,11 +50,6 @@ access_key_secret = "{acc.DEV_ACCESS_KEY_SECRET}"
             },
         ],
     )
-    + f"""
-[[accounts.buckets]]
-name = "{BUCKET}"
-region = "{acc.DEV_REGION}"
-"""
 )
 
 
