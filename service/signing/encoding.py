@@ -2,8 +2,9 @@
 
 All schemes keep exactly the RFC 3986 unreserved set ``A-Z a-z 0-9 - _ . ~`` and encode
 every other UTF-8 byte as ``%XX`` (upper-case hex); space is ``%20`` (never ``+``) and ``*``
-is ``%2A``. Python's ``urllib.parse.quote`` keeps that same set (``~`` since 3.7), so it is
-the one primitive. What differs is *where* the rule is applied and whether ``/`` survives:
+is ``%2A``. That is exactly what Python's ``urllib.parse.quote`` does (``~`` kept since
+3.7); a test holds the faster tables below to it. What differs between schemes is *where*
+the rule is applied and whether ``/`` survives:
 
 =====================  ===========================================================
 RPC 1.0 (STS)           ``pe(k)=pe(v)`` with ``/`` encoded; the StringToSign then
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from urllib.parse import quote, unquote, unquote_plus
+from urllib.parse import unquote, unquote_plus
 
 from .errors import SigningError
 
@@ -32,14 +33,31 @@ MAX_KEY_BYTES = 1023
 _UNRESERVED_ONLY = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
 
 
+def _escape_table(keep: str) -> dict[int, str]:
+    """Byte value -> ``%XX`` for every byte not in the unreserved set or ``keep``."""
+    unreserved = frozenset(
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~" + keep.encode()
+    )
+    return {byte: f"%{byte:02X}" for byte in range(256) if byte not in unreserved}
+
+
+# Escaping as one C-level str.translate over the UTF-8 bytes (seen as Latin-1, one
+# character per byte) is several times cheaper than quote()'s per-byte Python loop
+# on keys full of spaces, '+', '%' or non-ASCII text; the output is the same.
+_ESCAPE_ALL = _escape_table("")
+_ESCAPE_PATH = _escape_table("/")
+
+
 def pct(text: str) -> str:
     """Encode everything but the unreserved set (``/`` included): query keys and values."""
-    return text if _UNRESERVED_ONLY(text) else quote(text, safe="")
+    if _UNRESERVED_ONLY(text):
+        return text
+    return text.encode("utf-8").decode("latin-1").translate(_ESCAPE_ALL)
 
 
 def pct_path(text: str) -> str:
     """Encode a path, keeping ``/``: OSS V4 canonical URI, URL paths of object keys."""
-    return quote(text, safe="/")
+    return text.encode("utf-8").decode("latin-1").translate(_ESCAPE_PATH)
 
 
 def encode_query(params: Mapping[str, str]) -> list[str]:
