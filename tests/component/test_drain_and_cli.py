@@ -148,3 +148,24 @@ def test_version_matches_the_installed_package() -> None:
     result = satchel("--version")
     assert result.returncode == 0
     assert result.stdout.strip() == f"satchel {version('satchel')}"
+
+
+@pytest.mark.asyncio
+async def test_drain_under_load_loses_no_accepted_call(spawn) -> None:
+    proc = spawn(SLOW_SERVER, env={"SLOW_SECONDS": "1.5"})
+    address = await asyncio.to_thread(proc.wait_listening)
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = pb_grpc.TokenServiceStub(channel)
+        calls = [
+            asyncio.ensure_future(
+                stub.IssueToken(pb.IssueTokenRequest(player_id=f"p{i}"), timeout=20)
+            )
+            for i in range(40)
+        ]
+        for _ in range(40):  # every call has reached the servicer
+            await asyncio.to_thread(proc.wait_for, "in flight: IssueToken")
+        proc.terminate()
+        replies = await asyncio.gather(*calls, return_exceptions=True)
+    failures = [r for r in replies if isinstance(r, BaseException)]
+    assert failures == []
+    assert await asyncio.to_thread(proc.wait) == 0

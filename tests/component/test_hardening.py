@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hmac
 import json
+import types
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import aiohttp
 import oss2
 import pytest
 import pytest_asyncio
 from component.emulator_fixtures import ACCOUNTS_TOML, oss2_bucket
 from support.stack import Stack, running_stack
+from yarl import URL
 
 from satchel.v1 import token_service_pb2 as pb
 from service.cli import dev_settings
 from service.emulator import accounts as acc
 from service.emulator.runner import Emulator, running_emulator
 from service.emulator.state import EmulatorConfig
+from service.signing import verify
 
 BUCKET = acc.DEV_BUCKET
 
@@ -131,3 +136,24 @@ async def test_player_12_reaches_exactly_its_own_folder(emulator: Emulator, key:
         assert outcome == ("ok" if key == "players/12/x" else "AccessDenied")
         listing = await asyncio.to_thread(code_of, lambda: bucket.list_objects(prefix="players/1"))
         assert listing == "AccessDenied"
+
+
+@pytest.mark.asyncio
+async def test_the_emulator_compares_signatures_in_constant_time(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every signature check goes through hmac.compare_digest, never ==."""
+    compared: list[tuple[bytes, bytes]] = []
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return hmac.compare_digest(a, b)
+
+    monkeypatch.setattr(verify, "hmac", types.SimpleNamespace(compare_digest=spy))
+    admin = oss2_bucket(emulator)
+    url = admin.sign_url("GET", "players/12/save.dat", 60)
+    forged = url[:-4] + ("AAAA" if not url.endswith("AAAA") else "BBBB")
+    async with aiohttp.ClientSession() as http, http.get(URL(forged, encoded=True)) as response:
+        assert response.status == 403
+    assert compared, "no constant-time comparison happened"
+    assert any(forged.rsplit("=", 1)[1].encode() in pair for pair in compared)

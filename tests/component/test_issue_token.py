@@ -220,10 +220,11 @@ def our_flights() -> list[asyncio.Task[Any]]:
         (FaultPlan(status=503), grpc.StatusCode.UNAVAILABLE, 3),
         (FaultPlan(malformed="html", status=502), grpc.StatusCode.UNAVAILABLE, 3),
         (FaultPlan(malformed="json"), grpc.StatusCode.UNAVAILABLE, 1),
+        (FaultPlan(malformed="empty"), grpc.StatusCode.UNAVAILABLE, 1),
         (FaultPlan(drop=True), grpc.StatusCode.UNAVAILABLE, 3),
         (FaultPlan(latency_s=30), grpc.StatusCode.DEADLINE_EXCEEDED, 1),
     ],
-    ids=["throttled", "503", "html-502", "bad-json", "dropped", "stalled"],
+    ids=["throttled", "503", "html-502", "bad-json", "empty-body", "dropped", "stalled"],
 )
 async def test_sts_faults_map_to_statuses_within_the_deadline(
     stack: Stack, plan: FaultPlan, status: grpc.StatusCode, calls: int
