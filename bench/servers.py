@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import multiprocessing
 import tempfile
@@ -74,6 +75,9 @@ async def _start(spec: ServerSpec, stack: AsyncExitStack) -> tuple[SatchelServer
     # The server `satchel dev` runs: interceptors (caller gate, audit) included.
     server = await stack.enter_async_context(wired_server(settings))
     await server.start()
+    # As `satchel serve` and `satchel dev` do once everything is wired (service/cli.py).
+    gc.collect()
+    gc.freeze()
     return server, emulator.counters
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -197,6 +198,11 @@ async def _serve(settings: Settings, banner: Callable[[str], str] | None = None)
     async with wired_server(settings) as server:
         if banner is not None:
             server.on_started = lambda: print(banner(server.address), flush=True)
+        # Everything built so far lives as long as the process: freezing it keeps the
+        # cyclic garbage collector from rescanning it on every collection under load
+        # (measured: tens of microseconds per cached IssueToken).
+        gc.collect()
+        gc.freeze()
         await server.serve_until_signalled()
 
 
