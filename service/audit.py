@@ -15,7 +15,8 @@ from __future__ import annotations
 import contextvars
 import json
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
@@ -54,6 +55,10 @@ class CallRecord:
     access_key_id: str | None = None
     expiration: str | None = None
     from_cache: bool | None = None
+    # Writes the call's one audit line with its final status (set by the API layer).
+    # context.abort() sends the status before it returns control, so a refusal
+    # settles the record first: the line exists before the caller hears the answer.
+    settle: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
 
     def asked(self, request: TokenRequest | PresignRequest) -> None:
         self.scope = request.scope.name

@@ -118,6 +118,15 @@ class CallerGate(grpc.aio.ServerInterceptor):
             record = CallRecord(rpc=rpc, request_id=_request_id(metadata))
             record.peer = context.peer()
             context.set_trailing_metadata(((REQUEST_ID_HEADER, record.request_id),))
+            written = False
+
+            def settle(status: str) -> None:
+                nonlocal written
+                if not written:
+                    written = True
+                    self._audit.write(record, status)
+
+            record.settle = settle
             token = open_call(record)
             # Every log line written while serving the call carries its request id.
             logged_as = request_id_var.set(record.request_id)
@@ -134,6 +143,6 @@ class CallerGate(grpc.aio.ServerInterceptor):
             finally:
                 request_id_var.reset(logged_as)
                 close_call(token)
-                self._audit.write(record, status)
+                settle(status)
 
         return guarded

@@ -128,11 +128,14 @@ def rich_status(error: SatchelError) -> grpc.Status:
 async def abort_with(context: grpc.aio.ServicerContext[Any, Any], error: SatchelError) -> NoReturn:
     """End the RPC with the mapped status; log what operators need (never secrets)."""
     status = rich_status(error)
-    current_call().refused(error)
+    record = current_call()
+    record.refused(error)
     if status.code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.FAILED_PRECONDITION):
         log.error("%s: %s", type(error).__name__, getattr(error, "operator_message", error))
     elif status.code not in _POLICY_REFUSALS:
         log.warning("%s: %s", type(error).__name__, error)
     # abort() replaces trailing metadata already set (the request id): send both.
     metadata = (*context.trailing_metadata(), *status.trailing_metadata)
+    if record.settle is not None:
+        record.settle(status.code.name)  # before abort() sends the status to the caller
     await context.abort(status.code, status.details, metadata)

@@ -11,6 +11,7 @@ import pytest
 from support.scopes import make_scope
 
 from service.admission import Admission
+from service.api.status import abort_with
 from service.audit import (
     AuditLog,
     CallRecord,
@@ -136,3 +137,27 @@ def test_an_unwritable_audit_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         audit_log_from(AuditSettings(output=str(tmp_path / "missing-dir" / "audit.jsonl")))
     assert caught.value.key == "audit.output"
+
+
+@pytest.mark.asyncio
+async def test_a_refusal_writes_its_audit_line_before_the_status_leaves() -> None:
+    """grpc.aio's abort() sends the status before returning: the line must already exist."""
+    events: list[str] = []
+
+    class Context:
+        def trailing_metadata(self) -> tuple[()]:
+            return ()
+
+        async def abort(self, code: object, details: str, metadata: object) -> None:
+            events.append("status sent")
+            raise RuntimeError("aborted")
+
+    record = CallRecord(rpc="IssueToken", request_id="r1")
+    record.settle = lambda status: events.append(f"audit {status}")
+    token = open_call(record)
+    try:
+        with pytest.raises(RuntimeError):
+            await abort_with(Context(), Unauthenticated("no key"))  # type: ignore[arg-type]
+    finally:
+        close_call(token)
+    assert events == ["audit UNAUTHENTICATED", "status sent"]
