@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import typing
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import grpc
 
 from service.api.status import abort_with
+from service.api.wrapping import UnaryWrappers
 from service.audit import AuditLog, CallRecord, close_call, open_call
 from service.callers import Authenticator, Caller
 from service.errors import Unauthenticated
@@ -80,6 +80,7 @@ class CallerGate(grpc.aio.ServerInterceptor):
         self._authenticator = authenticator
         self._audit = audit
         self._prefix = service_prefix
+        self._handlers = UnaryWrappers(self._guard)
 
     async def intercept_service(
         self,
@@ -92,13 +93,7 @@ class CallerGate(grpc.aio.ServerInterceptor):
         method: str = handler_call_details.method
         if handler is None or handler.unary_unary is None or not method.startswith(self._prefix):
             return handler
-        # Under grpc.aio the behaviour is a coroutine function (the stubs say sync).
-        inner = typing.cast(Behavior, handler.unary_unary)
-        return grpc.unary_unary_rpc_method_handler(
-            self._guard(method.rsplit("/", 1)[-1], inner),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return self._handlers.wrapped(method, handler)
 
     def _identify(
         self, context: ServicerContext, metadata: tuple[tuple[str, str | bytes], ...]

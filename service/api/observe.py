@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from service.api.wrapping import Unary, UnaryWrappers
 from service.metrics import Metrics
 
-if TYPE_CHECKING:  # RpcMethodHandler is generic only in the type stubs, not at run time
-    Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]
-Unary = Callable[[Any, Any], Awaitable[Any]]
+if TYPE_CHECKING:
+    from service.api.wrapping import Handler
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
+        self._handlers = UnaryWrappers(self._timed)
 
     async def intercept_service(
         self,
@@ -27,19 +28,13 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler  # streams (health Watch, reflection) are not timed
-        # The label is the method's short name; unknown methods never get here.
-        method = handler_call_details.method.rsplit("/", 1)[-1]
-        # In grpc.aio the behaviour of a unary handler is a coroutine function.
-        inner: Unary = handler.unary_unary
-        return grpc.unary_unary_rpc_method_handler(
-            self._timed(method, inner),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        # Unknown methods never get here, so the method label stays bounded.
+        return self._handlers.wrapped(handler_call_details.method, handler)
 
     def _timed(self, method: str, inner: Unary) -> Unary:
         metrics = self._metrics
         latency = metrics.rpc_latency.labels(method)
+        counters: dict[str, Any] = {}  # the labelled child per status, looked up once
 
         async def timed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             metrics.rpc_in_flight.inc()
@@ -56,7 +51,10 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 metrics.rpc_in_flight.dec()
                 latency.observe(time.perf_counter() - started)
-                metrics.rpc_requests.labels(method, code).inc()
+                counter = counters.get(code)
+                if counter is None:
+                    counter = counters[code] = metrics.rpc_requests.labels(method, code)
+                counter.inc()
 
         return timed
 
