@@ -17,7 +17,6 @@ import asyncio
 import gc
 import logging
 import os
-import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -32,7 +31,13 @@ from service import __version__, logs
 from service.admission import Admission
 from service.api.gate import CallerGate
 from service.api.observe import MetricsInterceptor
-from service.api.server import ListenError, SatchelServer, build_server, server_credentials
+from service.api.server import (
+    ListenError,
+    SatchelServer,
+    build_server,
+    server_credentials,
+    stop_signalled,
+)
 from service.api.servicer import TokenService
 from service.audit import audit_log_from
 from service.bearer import generate_key
@@ -286,14 +291,11 @@ async def _emulator_alone(args: argparse.Namespace) -> None:
         oss_port=args.oss_port,
     )
     emulator = await start_emulator(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     try:
-        log.info("emulator STS listening on %s", emulator.sts_url)
-        log.info("emulator OSS listening on %s", emulator.oss_url)
-        await stop.wait()
+        async with stop_signalled() as stop:
+            log.info("emulator STS listening on %s", emulator.sts_url)
+            log.info("emulator OSS listening on %s", emulator.oss_url)
+            await stop.wait()
     finally:
         await emulator.stop()
 

@@ -11,8 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-
-from yarl import URL
+from urllib.parse import urlsplit
 
 from service.config import ScopeSettings
 from service.credentials import Clock, utc_now
@@ -49,10 +48,8 @@ class Presigned:
 
 
 def endpoint_of(scope: ScopeSettings) -> OssEndpoint:
-    url = URL(scope.endpoint)
-    return OssEndpoint(
-        host=url.raw_authority, scheme=url.scheme, path_style=scope.addressing == "path"
-    )
+    url = urlsplit(scope.endpoint)  # validated at load: scheme://host[:port], no path
+    return OssEndpoint(host=url.netloc, scheme=url.scheme, path_style=scope.addressing == "path")
 
 
 class Presigner:

@@ -92,10 +92,14 @@ class ScopeSigner:
             return float("inf")
         return usable - self.scope.presign_expires_max_seconds
 
+    @property
+    def _refresh_below_seconds(self) -> float:
+        """Credentials with less life than this cannot cover the longest URL: refresh."""
+        return self.scope.presign_expires_max_seconds + SIGNER_MARGIN_SECONDS
+
     def _lasts(self, credentials: TemporaryCredentials) -> bool:
         """Whether credentials (another replica's) are not yet due for refresh."""
-        keep = self.scope.presign_expires_max_seconds + SIGNER_MARGIN_SECONDS
-        return credentials.remaining_seconds(self._clock()) > keep
+        return credentials.remaining_seconds(self._clock()) > self._refresh_below_seconds
 
     async def refresh(self) -> None:
         """New credentials for the scope (one AssumeRole, or another replica's); used at once."""
@@ -121,7 +125,7 @@ class ScopeSigner:
             ("signer", scope.name, policy_digest(policy), str(scope.signer_ttl_seconds)),
             usable=self._lasts,
             mint=mint,
-            keep_seconds=scope.presign_expires_max_seconds + SIGNER_MARGIN_SECONDS,
+            keep_seconds=self._refresh_below_seconds,
             deadline=deadline,
         )
         creds = result.credentials

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ TOKEN_SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["TokenService"].full_na
 # `satchel health` ask about by default.
 HEALTH_SERVICE_NAMES = ("", TOKEN_SERVICE_NAME)
 READY_POLL_SECONDS = 0.2
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 MIN_CLIENT_PING_MS = 10_000
 
 
@@ -102,17 +104,30 @@ class SatchelServer:
 
     async def serve_until_signalled(self) -> None:
         """Run until SIGTERM or SIGINT, then drain. Returns normally so the process exits 0."""
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
         try:
-            await self.start()
-            await stop.wait()
+            async with stop_signalled() as stop:
+                await self.start()
+                await stop.wait()
         finally:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(signum)
             await self.drain()
+
+
+@asynccontextmanager
+async def stop_signalled() -> AsyncIterator[asyncio.Event]:
+    """An event that SIGTERM or SIGINT sets while the block runs.
+
+    The handlers are removed on leaving, so a second signal during a drain gets
+    the default action and ends the process, as an operator expects.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        yield stop
+    finally:
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
 
 
 def _read_pem(key: str, path: str) -> bytes:

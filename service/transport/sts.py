@@ -24,7 +24,7 @@ from service.config import AccessKey, StsSettings
 from service.credentials import Clock, TemporaryCredentials, parse_sts_expiration, utc_now
 from service.errors import SatchelError, UpstreamDeadline, UpstreamUnavailable
 from service.signing import Acs3Request, RpcRequest, SigningCredentials, sign_acs3, sign_rpc
-from service.signing.encoding import pct
+from service.signing.rpc import rpc_canonical_query, rpc_encode
 from service.transport.retry import RetryQuota, full_jitter_backoff
 from service.transport.sts_errors import classify, is_retryable
 
@@ -130,9 +130,8 @@ class AliyunStsClient:
                     query=params,
                 )
             )
-            query = "&".join(
-                f"{k}={v}" for k, v in sorted((pct(k), pct(v)) for k, v in params.items())
-            )
+            # The URL's query is exactly the canonical query ACS3 signed.
+            query = rpc_canonical_query(rpc_encode(params.items()))
             return URL(f"{base}?{query}", encoded=True), b"", dict(signed.headers)
         rpc = sign_rpc(
             RpcRequest(
