@@ -13,7 +13,9 @@ mixed with operational logs or dropped by a log level.
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
+import json.encoder
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from service.callers import Caller
 from service.config import AuditSettings
 from service.credentials import Clock, utc_now
 from service.errors import ConfigError, SatchelError, Unauthenticated
-from service.scopes import PresignRequest, TokenRequest
+from service.scopes import PresignRequest, TokenRequest, permission_names
 
 # Statuses that are a refusal by policy rather than a failure to serve.
 _DENIED = frozenset(
@@ -35,6 +37,10 @@ _DENIED = frozenset(
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# Credentials' expiries repeat across every call a cached credential serves.
+_expiry_iso = functools.lru_cache(maxsize=1024)(_iso)
 
 
 @dataclass(slots=True)
@@ -47,7 +53,7 @@ class CallRecord:
     caller: Caller | None = None
     scope: str | None = None
     player: str | None = None
-    permissions: list[str] | None = None
+    permissions: tuple[str, ...] | None = None
     method: str | None = None
     key: str | None = None
     reason: str | None = None
@@ -64,7 +70,7 @@ class CallRecord:
         self.scope = request.scope.name
         self.player = request.player_id
         if isinstance(request, TokenRequest):
-            self.permissions = sorted(p.value for p in request.permissions)
+            self.permissions = permission_names(request.permissions)
         else:
             self.method = request.method.value
             self.key = request.key
@@ -77,7 +83,7 @@ class CallRecord:
         from_cache: bool | None = None,
     ) -> None:
         """What left the server: only the public parts of credentials, and when they end."""
-        self.expiration = _iso(expiration)
+        self.expiration = _expiry_iso(expiration)
         self.access_key_id = access_key_id
         self.sts_request_id = sts_request_id
         self.from_cache = from_cache
@@ -87,29 +93,43 @@ class CallRecord:
         self.reason = error.reason if isinstance(error, Unauthenticated) else str(error)
 
     def line(self, time: datetime, status: str) -> str:
+        """The record as one JSON object: what json.dumps gives, built without a dict.
+
+        Every value is a string, a list of strings, a bool or null, so each is
+        quoted by the json module's own (C) string encoder and joined in a fixed
+        order; this runs once per call on the event loop.
+        """
         caller = self.caller
-        document = {
-            "time": _iso(time),
-            "request_id": self.request_id,
-            "rpc": self.rpc,
-            "peer": self.peer,
-            "caller": caller.name if caller else None,
-            "auth": caller.via if caller else None,
-            "credential": caller.credential if caller else None,
-            "scope": self.scope,
-            "player": self.player,
-            "permissions": self.permissions,
-            "method": self.method,
-            "key": self.key,
-            "outcome": "allowed" if status == "OK" else "denied" if status in _DENIED else "failed",
-            "status": status,
-            "reason": self.reason,
-            "sts_request_id": self.sts_request_id,
-            "access_key_id": self.access_key_id,
-            "expiration": self.expiration,
-            "from_cache": self.from_cache,
-        }
-        return json.dumps(document, separators=(",", ":"), ensure_ascii=True)
+        outcome = "allowed" if status == "OK" else "denied" if status in _DENIED else "failed"
+        permissions = self.permissions
+        return (
+            f'{{"time":"{_iso(time)}","request_id":{_quote(self.request_id)}'
+            f',"rpc":{_quote(self.rpc)},"peer":{_quote(self.peer)}'
+            f',"caller":{_json(caller.name if caller else None)}'
+            f',"auth":{_json(caller.via if caller else None)}'
+            f',"credential":{_json(caller.credential if caller else None)}'
+            f',"scope":{_json(self.scope)},"player":{_json(self.player)}'
+            f',"permissions":{"null" if permissions is None else _json_list(permissions)}'
+            f',"method":{_json(self.method)},"key":{_json(self.key)}'
+            f',"outcome":"{outcome}","status":{_quote(status)},"reason":{_json(self.reason)}'
+            f',"sts_request_id":{_json(self.sts_request_id)}'
+            f',"access_key_id":{_json(self.access_key_id)}'
+            f',"expiration":{_json(self.expiration)}'
+            f',"from_cache":{"null" if self.from_cache is None else _BOOLS[self.from_cache]}}}'
+        )
+
+
+# json.dumps(text, ensure_ascii=True) for one string: the C encoder json uses itself.
+_quote = json.encoder.encode_basestring_ascii
+_BOOLS = {True: "true", False: "false"}
+
+
+def _json(value: str | None) -> str:
+    return "null" if value is None else _quote(value)
+
+
+def _json_list(values: tuple[str, ...]) -> str:
+    return "[" + ",".join(map(_quote, values)) + "]"
 
 
 _CURRENT: contextvars.ContextVar[CallRecord | None] = contextvars.ContextVar(

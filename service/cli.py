@@ -29,8 +29,7 @@ from prometheus_client import start_http_server
 from satchel import cli as client_cli
 from service import __version__, logs
 from service.admission import Admission
-from service.api.gate import CallerGate
-from service.api.observe import MetricsInterceptor
+from service.api.pipeline import CallPipeline
 from service.api.server import (
     ListenError,
     SatchelServer,
@@ -152,7 +151,7 @@ async def wired_token_service(
 
 @asynccontextmanager
 async def wired_server(settings: Settings) -> AsyncIterator[SatchelServer]:
-    """The server `serve` and `dev` run: metrics, the caller gate, TLS, audit log, readiness."""
+    """The server `serve` and `dev` run: the call pipeline (callers, audit, metrics), TLS."""
     credentials = server_credentials(settings.tls)
     if settings.callers and credentials is None:
         log.warning("bearer keys travel in plaintext: serve TLS unless a proxy terminates it")
@@ -161,13 +160,11 @@ async def wired_server(settings: Settings) -> AsyncIterator[SatchelServer]:
     try:
         with serving_metrics(settings.metrics.listen, metrics) as metrics_port:
             async with wired_token_service(settings, metrics) as token_service:
-                gate = CallerGate(Authenticator(settings.callers), audit)
+                pipeline = CallPipeline(Authenticator(settings.callers), audit, metrics.rpc)
                 server = build_server(
                     settings.server,
-                    token_service,
+                    pipeline.servicer(token_service),
                     credentials=credentials,
-                    # Metrics first, so refused calls are counted too.
-                    interceptors=[MetricsInterceptor(metrics), gate],
                     ready=token_service.ready,
                 )
                 server.metrics_port = metrics_port

@@ -1,18 +1,24 @@
 """Prometheus metrics: what operators alert on, with no player id or key as a label.
 
-Hot paths keep plain counters (BrokerStats, the budget's tokens, signer
-expiries); a collector turns them into samples at scrape time, so serving a
-request never touches a metrics lock. RPC and STS timings are histograms
-observed once per call.
+Hot paths keep plain numbers (RpcStats, BrokerStats, the budget's tokens, signer
+expiries); collectors turn them into samples at scrape time, so serving a
+request never takes a metrics lock or looks up a labelled child. STS calls,
+a hundred times rarer, use prometheus_client's own counter and histogram.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from service.broker import CredentialBroker
@@ -53,12 +59,72 @@ def sts_outcome_label(outcome: str) -> str:
     return "other"
 
 
+# The `le` labels prometheus_client gives these bounds (Go's float format: "1.0", "+Inf").
+_BUCKET_LABELS = (*(repr(float(bound)) for bound in LATENCY_BUCKETS), "+Inf")
+
+
+class _Latencies:
+    """One method's latency histogram: a count per bucket (not cumulative) and the sum."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+
+class RpcStats(Collector):
+    """RPCs by method and status code, their latency, and how many are in flight.
+
+    Updated once per call on the event loop, with nothing but integer and float
+    arithmetic; read by the scrape thread, which copies before it iterates.
+    """
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self._codes: dict[str, dict[str, int]] = {}
+        self._latencies: dict[str, _Latencies] = {}
+
+    def finished(self, method: str, code: str, seconds: float) -> None:
+        """One call of `method` ended with `code` after `seconds`."""
+        codes = self._codes.get(method)
+        if codes is None:
+            codes = self._codes[method] = {}
+            self._latencies[method] = _Latencies()
+        codes[code] = codes.get(code, 0) + 1
+        latencies = self._latencies[method]
+        # bisect_left: a call that took exactly a bound falls in that bound's bucket (le).
+        latencies.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        latencies.total += seconds
+
+    def collect(self) -> Iterable[Metric]:
+        requests = CounterMetricFamily(
+            "satchel_rpc_requests",
+            "RPCs served, by method and gRPC status code.",
+            labels=["method", "code"],
+        )
+        for method, codes in list(self._codes.items()):
+            for code, count in list(codes.items()):
+                requests.add_metric([method, code], count)
+        yield requests
+        latency = HistogramMetricFamily(
+            "satchel_rpc_latency_seconds", "RPC latency, by method.", labels=["method"]
+        )
+        for method, latencies in list(self._latencies.items()):
+            counts, total = list(latencies.counts), latencies.total
+            cumulative, buckets = 0, []
+            for label, count in zip(_BUCKET_LABELS, counts, strict=True):
+                cumulative += count
+                buckets.append((label, cumulative))
+            latency.add_metric([method], buckets, sum_value=total)
+        yield latency
+        yield GaugeMetricFamily("satchel_rpc_in_flight", "RPCs being served.", value=self.in_flight)
+
+
 @dataclass(frozen=True)
 class Metrics:
     registry: CollectorRegistry
-    rpc_requests: Counter
-    rpc_latency: Histogram
-    rpc_in_flight: Gauge
+    rpc: RpcStats
     sts_calls: Counter
     sts_latency: Histogram
 
@@ -69,22 +135,11 @@ class Metrics:
 
 def new_metrics() -> Metrics:
     registry = CollectorRegistry()
+    rpc = RpcStats()
+    registry.register(rpc)
     return Metrics(
         registry=registry,
-        rpc_requests=Counter(
-            "satchel_rpc_requests",
-            "RPCs served, by method and gRPC status code.",
-            ["method", "code"],
-            registry=registry,
-        ),
-        rpc_latency=Histogram(
-            "satchel_rpc_latency_seconds",
-            "RPC latency, by method.",
-            ["method"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        ),
-        rpc_in_flight=Gauge("satchel_rpc_in_flight", "RPCs being served.", registry=registry),
+        rpc=rpc,
         sts_calls=Counter(
             "satchel_sts_calls",
             "AssumeRole attempts, by outcome (ok or the upstream error class).",

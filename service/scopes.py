@@ -42,6 +42,15 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 
 def check_player_id(scope: ScopeSettings, player_id: str) -> None:
     """Raise InvalidArgument unless `player_id` is safe and matches the scope's pattern."""
+    if (
+        player_id
+        and _compiled(scope.player_id_pattern).fullmatch(player_id)
+        and player_id.isascii()
+        and player_id.isprintable()
+        and _POLICY_METACHARACTERS.isdisjoint(player_id)
+        and ".." not in player_id
+    ):
+        return  # every rule below holds: the usual case, decided in one pass
     if not player_id:
         raise InvalidArgument("player_id", "is required")
     if not player_id.isascii() or not player_id.isprintable():
@@ -50,10 +59,7 @@ def check_player_id(scope: ScopeSettings, player_id: str) -> None:
         raise InvalidArgument("player_id", f"must not contain {bad[0]!r}")
     if ".." in player_id:
         raise InvalidArgument("player_id", "must not contain '..'")
-    if not _compiled(scope.player_id_pattern).fullmatch(player_id):
-        raise InvalidArgument(
-            "player_id", f"must match the scope's pattern {scope.player_id_pattern}"
-        )
+    raise InvalidArgument("player_id", f"must match the scope's pattern {scope.player_id_pattern}")
 
 
 def player_prefix(scope: ScopeSettings, player_id: str) -> str:
@@ -72,11 +78,24 @@ def resolve_scope(scopes: Mapping[str, ScopeSettings], name: str) -> ScopeSettin
     return scopes[name]
 
 
+@functools.cache
+def permission_set(names: tuple[str, ...]) -> frozenset[Permission]:
+    """Configured permission names as a set; a scope's few sets are built once."""
+    return frozenset(Permission(name) for name in names)
+
+
+@functools.cache
+def permission_names(permissions: frozenset[Permission]) -> tuple[str, ...]:
+    """The names in a stable order, for audit lines and responses."""
+    return tuple(sorted(p.value for p in permissions))
+
+
 def resolve_permissions(scope: ScopeSettings, asked: Iterable[Permission]) -> frozenset[Permission]:
     """The scope's defaults when nothing is asked; else exactly what was asked, if allowed."""
-    wanted = frozenset(asked) or frozenset(Permission(p) for p in scope.default_permissions)
-    allowed = {Permission(p) for p in scope.permissions}
-    if refused := sorted(p.value for p in wanted - allowed):
+    wanted = frozenset(asked) or permission_set(scope.default_permissions)
+    allowed = permission_set(scope.permissions)
+    if not wanted <= allowed:
+        refused = sorted(p.value for p in wanted - allowed)
         raise InvalidArgument(
             "permissions", f"{refused[0]!r} is not allowed in scope {scope.name!r}"
         )
@@ -175,10 +194,7 @@ _BIDI_CONTROLS = frozenset(
 _CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;\s*[ -~]*)?")
 
 
-def check_object_key(prefix: str, key: str) -> str:
-    """The full key (prefix + key) when `key` is a safe name inside the player's folder."""
-    if not key:
-        raise InvalidArgument("key", "is required")
+def _check_key_characters(key: str) -> None:
     if unicodedata.normalize("NFC", key) != key:
         raise InvalidArgument("key", "is not NFC-normalised; normalise it to NFC before sending")
     for char in key:
@@ -188,6 +204,16 @@ def check_object_key(prefix: str, key: str) -> str:
             raise InvalidArgument(
                 "key", f"must not contain bidirectional control U+{ord(char):04X}"
             )
+
+
+def check_object_key(prefix: str, key: str) -> str:
+    """The full key (prefix + key) when `key` is a safe name inside the player's folder."""
+    if not key:
+        raise InvalidArgument("key", "is required")
+    # Printable ASCII is NFC and has no control or bidi character: the usual key
+    # skips the per-character checks.
+    if not (key.isascii() and key.isprintable()):
+        _check_key_characters(key)
     if "\\" in key:
         raise InvalidArgument("key", "must not contain '\\'")
     if key.startswith("/"):

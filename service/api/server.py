@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,17 +158,14 @@ def build_server(
     token_service: pb_grpc.TokenServiceServicer | None = None,
     *,
     credentials: grpc.ServerCredentials | None = None,
-    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     ready: Callable[[], bool] | None = None,
 ) -> SatchelServer:
     """Create the server, register every service and bind the listen address.
 
     `credentials`: TLS (see `server_credentials`); None serves plaintext.
-    `interceptors`: run around every call, in order (metrics, the caller gate).
     `ready`: health reports SERVING only once this returns True.
     """
     server = grpc.aio.server(
-        interceptors=interceptors,
         options=_channel_options(settings),
         # Beyond this, grpc answers RESOURCE_EXHAUSTED at once instead of queueing.
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,

@@ -9,8 +9,9 @@ record (opened by `service.api.gate`) learns what was handed out.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import grpc
@@ -23,11 +24,14 @@ from service.api.status import abort_with
 from service.audit import current_call
 from service.broker import CredentialBroker
 from service.config import ScopeSettings
+from service.credentials import TemporaryCredentials
 from service.errors import InvalidArgument, SatchelError
 from service.presign import Presigner
 from service.scopes import Method, Permission, validate_presign_request, validate_token_request
 
 ServicerContext = grpc.aio.ServicerContext[Any, Any]
+# Built IssueToken responses kept for reuse (each about 1.5 KB).
+RESPONSES_KEPT = 4096
 
 _FROM_PROTO: dict[pb.Permission.ValueType, Permission] = {
     pb.PERMISSION_READ: Permission.READ,
@@ -57,9 +61,18 @@ _METHODS: dict[pb.HttpMethod.ValueType, Method] = {
 
 
 def _timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
+    seconds, nanos = _epoch(moment)
+    return Timestamp(seconds=seconds, nanos=nanos)
+
+
+@functools.lru_cache(maxsize=1024)
+def _epoch(moment: datetime) -> tuple[int, int]:
+    """Seconds and nanos since the epoch: expiries repeat, and this is exact, unlike floats."""
+    since = moment - _EPOCH
+    return since.days * 86_400 + since.seconds, since.microseconds * 1000
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _location(scope: ScopeSettings, prefix: str) -> pb.StorageLocation:
@@ -94,6 +107,11 @@ class TokenService(pb_grpc.TokenServiceServicer):
         self._presigner = presigner
         self._admission = admission or Admission.open()
         self._max_deadline_seconds = max_deadline_seconds
+        # A cached credential is handed out many times: the message built for it
+        # the first time is sent again (grpc only serialises it; nothing mutates it).
+        self._issue_response = functools.lru_cache(maxsize=RESPONSES_KEPT)(
+            self._build_issue_response
+        )
 
     def ready(self) -> bool:
         """True once presigning credentials are held for every scope (health's SERVING)."""
@@ -128,6 +146,17 @@ class TokenService(pb_grpc.TokenServiceServicer):
             sts_request_id=issued.request_id,
             from_cache=issued.from_cache,
         )
+        return self._issue_response(
+            credentials, token_request.scope.name, token_request.prefix, token_request.permissions
+        )
+
+    def _build_issue_response(
+        self,
+        credentials: TemporaryCredentials,
+        scope_name: str,
+        prefix: str,
+        permissions: frozenset[Permission],
+    ) -> pb.IssueTokenResponse:
         return pb.IssueTokenResponse(
             credentials=pb.Credentials(
                 access_key_id=credentials.access_key_id,
@@ -135,8 +164,8 @@ class TokenService(pb_grpc.TokenServiceServicer):
                 security_token=credentials.security_token,
                 expiration=_timestamp(credentials.expiration),
             ),
-            location=_location(token_request.scope, token_request.prefix),
-            permissions=sorted(_TO_PROTO[p] for p in token_request.permissions),
+            location=_location(self._scopes[scope_name], prefix),
+            permissions=sorted(_TO_PROTO[p] for p in permissions),
         )
 
     async def PresignObject(
@@ -166,16 +195,19 @@ class TokenService(pb_grpc.TokenServiceServicer):
         except SatchelError as error:
             await abort_with(context, error)
         call.handed_out(presigned.expiration)
-        scope = presign_request.scope
-        return pb.PresignObjectResponse(
+        response = pb.PresignObjectResponse(
             url=presigned.url,
             method=request.method,
-            headers=presigned.headers,
-            form_fields=presigned.form_fields,
             expiration=_timestamp(presigned.expiration),
             key=presign_request.key,
-            location=_location(scope, presign_request.prefix),
+            location=_location(presign_request.scope, presign_request.prefix),
         )
+        # Filling a map field goes through Python's MutableMapping.update: skip empty ones.
+        if presigned.headers:
+            response.headers.update(presigned.headers)
+        if presigned.form_fields:
+            response.form_fields.update(presigned.form_fields)
+        return response
 
 
 async def _not_configured(context: ServicerContext, rpc: str) -> NoReturn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -14,10 +15,12 @@ from support.scopes import make_scope
 
 from satchel.v1 import token_service_pb2 as pb
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
-from service.api.observe import MetricsInterceptor
+from service.api.pipeline import CallPipeline
 from service.api.servicer import TokenService
+from service.audit import AuditLog
 from service.broker import CredentialBroker, LocalOnly
 from service.budget import TokenBucket
+from service.callers import Authenticator
 from service.config import AccessKey, CacheSettings
 from service.metrics import Metrics, StateCollector, new_metrics, sts_outcome_label
 from service.scopes import Permission, TokenRequest
@@ -31,8 +34,9 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
 @pytest_asyncio.fixture
 async def observed() -> AsyncIterator[tuple[Metrics, pb_grpc.TokenServiceAsyncStub]]:
     metrics = new_metrics()
-    server = grpc.aio.server(interceptors=[MetricsInterceptor(metrics)])
-    pb_grpc.add_TokenServiceServicer_to_server(TokenService(), server)
+    pipeline = CallPipeline(Authenticator({}), AuditLog(io.StringIO()), metrics.rpc)
+    server = grpc.aio.server()
+    pb_grpc.add_TokenServiceServicer_to_server(pipeline.servicer(TokenService()), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:

@@ -109,7 +109,7 @@ def test_admission_notes_the_request_before_refusing_it() -> None:
     )
     with pytest.raises(PermissionDenied):
         Admission(Authorizer(callers)).admit(record, request)
-    assert (record.scope, record.player, record.permissions) == ("saves", "p9", ["list"])
+    assert (record.scope, record.player, record.permissions) == ("saves", "p9", ("list",))
 
 
 def test_current_call_is_the_opened_record_or_a_detached_one() -> None:

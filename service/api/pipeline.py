@@ -1,0 +1,174 @@
+"""The way in and out of every TokenService call: request id, caller, audit line, metrics.
+
+Each call gets a request id (the caller's `x-request-id`, or a new one; sent
+back in trailing metadata), is counted and timed, has its caller named from a
+bearer key or client certificate (UNAUTHENTICATED, with no hint, when it
+cannot), opens the audit record that admission and the servicer fill in, and
+ends with exactly one audit line once its status is known, whatever the outcome.
+
+This wraps the servicer's methods once, when they are registered, rather than
+being a grpc.aio server interceptor. grpc.aio runs its interceptor chain
+(continuations, coroutines, a handler lookup through each) on every call, and
+at cache-hit speed that machinery cost more than serving the call itself.
+The wrapper sees what an interceptor would: the request, the context (the
+client certificate is visible only there) and the outcome. Health and
+reflection are not wrapped, so they are neither gated, audited nor counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
+from typing import Any, cast
+
+import grpc
+
+from satchel.v1 import token_service_pb2 as pb
+from satchel.v1 import token_service_pb2_grpc as pb_grpc
+from service.api.status import abort_with
+from service.audit import AuditLog, CallRecord, close_call, open_call
+from service.callers import Authenticator, Caller
+from service.errors import Unauthenticated
+from service.logs import request_id_var
+from service.metrics import RpcStats
+
+REQUEST_ID_HEADER = "x-request-id"
+# A caller's request id is kept when it is a plain token; anything else (empty,
+# long, odd characters) is replaced, so it cannot forge or break audit lines.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+=/-]{1,128}")
+# The certificate SANs gRPC reports for a verified client certificate.
+_SAN_PROPERTIES = ("peer_uri", "peer_dns")
+_OK = grpc.StatusCode.OK.name
+_CODE_NAMES = {status.value[0]: status.name for status in grpc.StatusCode}
+
+ServicerContext = grpc.aio.ServicerContext[Any, Any]
+Behavior = Callable[[Any, ServicerContext], Awaitable[Any]]
+
+
+class _RequestIds:
+    """New request ids: 16 random hex digits per process, then a counter.
+
+    Unique across a fleet like a uuid4, without reading the OS's random source on
+    every call. A request id correlates lines; it is not a secret.
+    """
+
+    def __init__(self) -> None:
+        self._process = uuid.uuid4().hex[:16]
+        self._counter = itertools.count()
+
+    def new(self) -> str:
+        return f"{self._process}{next(self._counter):016x}"
+
+
+def _request_id(metadata: grpc.aio.Metadata | None, ids: _RequestIds) -> str:
+    for key, value in metadata or ():
+        if key == REQUEST_ID_HEADER and isinstance(value, str) and _REQUEST_ID.fullmatch(value):
+            return value
+    return ids.new()
+
+
+def cert_sans(context: ServicerContext) -> list[str]:
+    """URI and DNS SANs of the client certificate; empty without mTLS."""
+    properties = context.auth_context()
+    return [
+        value.decode("utf-8", "replace")
+        for name in _SAN_PROPERTIES
+        for value in properties.get(name, ())
+    ]
+
+
+def _status_name(context: ServicerContext, error: BaseException | None) -> str:
+    # grpc.aio gives None when no status was set (the stubs say StatusCode), and an
+    # int for a code set by abort().
+    code: grpc.StatusCode | int | None = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    if isinstance(code, int):
+        return _CODE_NAMES.get(code, grpc.StatusCode.UNKNOWN.name)
+    if error is None:
+        return _OK
+    if isinstance(error, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED.name
+    return grpc.StatusCode.UNKNOWN.name
+
+
+class CallPipeline:
+    """Wraps each TokenService method in the steps every call goes through."""
+
+    def __init__(self, authenticator: Authenticator, audit: AuditLog, stats: RpcStats) -> None:
+        self._authenticator = authenticator
+        self._audit = audit
+        self._stats = stats
+        self._ids = _RequestIds()
+
+    def servicer(self, inner: pb_grpc.TokenServiceServicer) -> pb_grpc.TokenServiceServicer:
+        """A servicer whose every method is `inner`'s, wrapped; register this one."""
+        methods = pb.DESCRIPTOR.services_by_name["TokenService"].methods
+        wrapped = {
+            method.name: self.wrap(method.name, getattr(inner, method.name)) for method in methods
+        }
+        # The generated registration only reads each method by name: an object
+        # holding the wrapped ones is a servicer to it.
+        return cast(pb_grpc.TokenServiceServicer, SimpleNamespace(**wrapped))
+
+    def _identify(
+        self, context: ServicerContext, metadata: grpc.aio.Metadata | None
+    ) -> Caller | None:
+        authenticator = self._authenticator
+        if not authenticator.required:
+            return None  # running open: nothing to read
+        authorization = [
+            value
+            for key, value in metadata or ()
+            if key == "authorization" and isinstance(value, str)
+        ]
+        sans = cert_sans(context) if authenticator.uses_certificates else []
+        return authenticator.identify(authorization, sans)
+
+    def wrap(self, rpc: str, inner: Behavior) -> Behavior:
+        audit, stats, ids = self._audit, self._stats, self._ids
+
+        async def served(request: Any, context: ServicerContext) -> Any:
+            stats.in_flight += 1
+            started = time.perf_counter()
+            metadata = context.invocation_metadata()
+            record = CallRecord(rpc=rpc, request_id=_request_id(metadata, ids))
+            record.peer = context.peer()
+            context.set_trailing_metadata(((REQUEST_ID_HEADER, record.request_id),))
+            written = False
+
+            def settle(status: str) -> None:
+                nonlocal written
+                if not written:
+                    written = True
+                    audit.write(record, status)
+
+            # abort_with() settles a refusal before its status leaves the server.
+            record.settle = settle
+            token = open_call(record)
+            # Every log line written while serving the call carries its request id.
+            logged_as = request_id_var.set(record.request_id)
+            failure: BaseException | None = None
+            try:
+                try:
+                    record.caller = self._identify(context, metadata)
+                except Unauthenticated as error:
+                    await abort_with(context, error)
+                return await inner(request, context)
+            except BaseException as error:
+                failure = error
+                raise
+            finally:
+                request_id_var.reset(logged_as)
+                close_call(token)
+                status = _status_name(context, failure)
+                settle(status)
+                stats.in_flight -= 1
+                stats.finished(rpc, status, time.perf_counter() - started)
+
+        return served
