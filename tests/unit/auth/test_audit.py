@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from support.scopes import make_scope
 
 from service.admission import Admission
@@ -161,3 +165,105 @@ async def test_a_refusal_writes_its_audit_line_before_the_status_leaves() -> Non
     finally:
         close_call(token)
     assert events == ["audit UNAUTHENTICATED", "status sent"]
+
+
+class _CountingStream(io.StringIO):
+    """Counts the writes that reach the stream: one per system call for a real file."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+@pytest.mark.asyncio
+async def test_allowed_lines_of_one_loop_turn_are_written_together_in_order() -> None:
+    stream = _CountingStream()
+    audit = AuditLog(stream, clock=lambda: NOW)
+    for request_id in ("a", "b", "c"):
+        audit.write(CallRecord(rpc="IssueToken", request_id=request_id), "OK")
+    assert stream.getvalue() == ""  # gathered until the turn ends
+    await asyncio.sleep(0)
+    assert [json.loads(line)["request_id"] for line in stream.getvalue().splitlines()] == [
+        "a",
+        "b",
+        "c",
+    ]
+    assert stream.writes == 1
+
+
+@pytest.mark.asyncio
+async def test_any_other_status_writes_at_once_after_what_was_gathered() -> None:
+    stream = _CountingStream()
+    audit = AuditLog(stream, clock=lambda: NOW)
+    audit.write(CallRecord(rpc="IssueToken", request_id="allowed"), "OK")
+    audit.write(CallRecord(rpc="IssueToken", request_id="refused"), "PERMISSION_DENIED")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["request_id"], line["status"]) for line in lines] == [
+        ("allowed", "OK"),
+        ("refused", "PERMISSION_DENIED"),
+    ]
+    await asyncio.sleep(0)  # the scheduled flush finds nothing left to write
+    assert stream.getvalue().count("\n") == 2
+
+
+@pytest.mark.asyncio
+async def test_closing_writes_the_lines_still_gathered() -> None:
+    stream = _CountingStream()
+    audit = AuditLog(stream, clock=lambda: NOW)
+    audit.write(CallRecord(rpc="IssueToken", request_id="last"), "OK")
+    audit.close()
+    assert json.loads(stream.getvalue())["request_id"] == "last"
+
+
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=20)
+
+
+@given(
+    values=st.fixed_dictionaries(
+        {
+            "request_id": _TEXT,
+            "peer": _TEXT,
+            "scope": st.none() | _TEXT,
+            "player": st.none() | _TEXT,
+            "key": st.none() | _TEXT,
+            "reason": st.none() | _TEXT,
+            "permissions": st.none() | st.lists(_TEXT, max_size=4).map(tuple),
+            "from_cache": st.none() | st.booleans(),
+        }
+    ),
+    caller=st.none() | st.tuples(_TEXT, _TEXT, _TEXT),
+    status=st.sampled_from(["OK", "PERMISSION_DENIED", "UNAVAILABLE"]),
+)
+def test_a_line_is_exactly_what_json_dumps_writes(
+    values: dict[str, Any], caller: tuple[str, str, str] | None, status: str
+) -> None:
+    """The line is joined by hand for speed; json.dumps of the same document is the referee."""
+    record = CallRecord(rpc="PresignObject", **values)
+    record.caller = Caller(*caller) if caller else None
+    permissions = values["permissions"]
+    expected = {
+        "time": "2026-11-28T12:00:00.123Z",
+        "request_id": values["request_id"],
+        "rpc": "PresignObject",
+        "peer": values["peer"],
+        "caller": caller[0] if caller else None,
+        "auth": caller[1] if caller else None,
+        "credential": caller[2] if caller else None,
+        "scope": values["scope"],
+        "player": values["player"],
+        "permissions": None if permissions is None else list(permissions),
+        "method": None,
+        "key": values["key"],
+        "outcome": {"OK": "allowed", "PERMISSION_DENIED": "denied"}.get(status, "failed"),
+        "status": status,
+        "reason": values["reason"],
+        "sts_request_id": None,
+        "access_key_id": None,
+        "expiration": None,
+        "from_cache": values["from_cache"],
+    }
+    assert record.line(NOW, status) == json.dumps(expected, separators=(",", ":"))
