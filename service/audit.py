@@ -18,6 +18,7 @@ import functools
 import json
 import json.encoder
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,7 +27,6 @@ from typing import TextIO
 
 from service.callers import Caller
 from service.config import AuditSettings
-from service.credentials import Clock, utc_now
 from service.errors import ConfigError, SatchelError, Unauthenticated
 from service.scopes import PresignRequest, TokenRequest, permission_names
 
@@ -42,6 +42,27 @@ def _iso(moment: datetime) -> str:
 
 # Credentials' expiries repeat across every call a cached credential serves.
 _expiry_iso = functools.lru_cache(maxsize=1024)(_iso)
+
+NanoClock = Callable[[], int]
+"""Nanoseconds since the epoch, as time.time_ns(); injected so tests can fix the time."""
+
+
+class UtcMillis:
+    """Epoch nanoseconds as `2026-11-28T12:00:00.123Z`, the date and time formatted once a second.
+
+    Integer arithmetic, so a millisecond never rounds into the wrong second.
+    """
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._formatted = ""
+
+    def __call__(self, nanoseconds: int) -> str:
+        second, millis = divmod(nanoseconds // 1_000_000, 1000)
+        if second != self._second:
+            self._formatted = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._formatted}.{millis:03d}Z"
 
 
 @dataclass(slots=True)
@@ -62,10 +83,19 @@ class CallRecord:
     access_key_id: str | None = None
     expiration: str | None = None
     from_cache: bool | None = None
-    # Writes the call's one audit line with its final status (set by the API layer).
-    # context.abort() sends the status before it returns control, so a refusal
-    # settles the record first: the line exists before the caller hears the answer.
-    settle: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
+    # Where settle() writes the call's line (set by the API layer); None: nowhere.
+    audit: AuditLog | None = field(default=None, repr=False, compare=False)
+    settled: bool = field(default=False, repr=False, compare=False)
+
+    def settle(self, status: str) -> None:
+        """Write the call's one audit line with its final status; later calls do nothing.
+
+        context.abort() sends the status before it returns control, so a refusal
+        settles the record first: the line exists before the caller hears the answer.
+        """
+        if not self.settled and self.audit is not None:
+            self.settled = True
+            self.audit.write(self, status)
 
     def asked(self, request: TokenRequest | PresignRequest) -> None:
         self.scope = request.scope.name
@@ -93,40 +123,46 @@ class CallRecord:
         # For operators: why. Unauthenticated's reason never reaches the caller.
         self.reason = error.reason if isinstance(error, Unauthenticated) else str(error)
 
-    def line(self, time: datetime, status: str) -> str:
+    def line(self, time: str, status: str) -> str:
         """The record as one JSON object: what json.dumps gives, built without a dict.
 
-        Every value is a string, a list of strings, a bool or null, so each is
-        quoted by the json module's own (C) string encoder and joined in a fixed
-        order; this runs once per call on the event loop.
+        `time` is already formatted (UtcMillis). Every value is a string, a tuple of
+        strings, a bool or null, so each is quoted by the json module's own (C)
+        string encoder and joined in a fixed order: this runs once per call.
         """
+        q = _quote
         caller = self.caller
-        outcome = "allowed" if status == "OK" else "denied" if status in _DENIED else "failed"
-        permissions = self.permissions
+        scope, player, method, key = self.scope, self.player, self.method, self.key
+        reason, permissions, from_cache = self.reason, self.permissions, self.from_cache
+        sts_request_id, access_key_id = self.sts_request_id, self.access_key_id
+        expiration = self.expiration
         return (
-            f'{{"time":"{_iso(time)}","request_id":{_quote(self.request_id)}'
-            f',"rpc":{_quote(self.rpc)},"peer":{_quote(self.peer)}'
-            f',"caller":{_json(caller.name if caller else None)}'
-            f',"auth":{_json(caller.via if caller else None)}'
-            f',"credential":{_json(caller.credential if caller else None)}'
-            f',"scope":{_json(self.scope)},"player":{_json(self.player)}'
+            f'{{"time":"{time}","request_id":{q(self.request_id)}'
+            f',"rpc":{q(self.rpc)},"peer":{q(self.peer)}'
+            + (
+                ',"caller":null,"auth":null,"credential":null'
+                if caller is None
+                else f',"caller":{q(caller.name)},"auth":{q(caller.via)}'
+                f',"credential":{q(caller.credential)}'
+            )
+            + f',"scope":{"null" if scope is None else q(scope)}'
+            f',"player":{"null" if player is None else q(player)}'
             f',"permissions":{"null" if permissions is None else _json_list(permissions)}'
-            f',"method":{_json(self.method)},"key":{_json(self.key)}'
-            f',"outcome":"{outcome}","status":{_quote(status)},"reason":{_json(self.reason)}'
-            f',"sts_request_id":{_json(self.sts_request_id)}'
-            f',"access_key_id":{_json(self.access_key_id)}'
-            f',"expiration":{_json(self.expiration)}'
-            f',"from_cache":{"null" if self.from_cache is None else _BOOLS[self.from_cache]}}}'
+            f',"method":{"null" if method is None else q(method)}'
+            f',"key":{"null" if key is None else q(key)}'
+            f',"outcome":"{_OUTCOMES.get(status, "failed")}","status":{q(status)}'
+            f',"reason":{"null" if reason is None else q(reason)}'
+            f',"sts_request_id":{"null" if sts_request_id is None else q(sts_request_id)}'
+            f',"access_key_id":{"null" if access_key_id is None else q(access_key_id)}'
+            f',"expiration":{"null" if expiration is None else q(expiration)}'
+            f',"from_cache":{"null" if from_cache is None else _BOOLS[from_cache]}}}'
         )
 
 
 # json.dumps(text, ensure_ascii=True) for one string: the C encoder json uses itself.
 _quote = json.encoder.encode_basestring_ascii
 _BOOLS = {True: "true", False: "false"}
-
-
-def _json(value: str | None) -> str:
-    return "null" if value is None else _quote(value)
+_OUTCOMES = {"OK": "allowed"} | dict.fromkeys(_DENIED, "denied")
 
 
 def _json_list(values: tuple[str, ...]) -> str:
@@ -166,15 +202,18 @@ class AuditLog:
     status leaves. Outside an event loop every line is written at once.
     """
 
-    def __init__(self, stream: TextIO, *, owned: bool = False, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, stream: TextIO, *, owned: bool = False, clock: NanoClock = time.time_ns
+    ) -> None:
         self._stream = stream
         self._owned = owned  # a file we opened is ours to close; stdout is not
         self._clock = clock
+        self._format_time = UtcMillis()
         self._pending: list[str] = []
         self._flush_scheduled = False
 
     def write(self, record: CallRecord, status: str) -> None:
-        self._pending.append(record.line(self._clock(), status))
+        self._pending.append(record.line(self._format_time(self._clock()), status))
         if status == "OK" and not self._flush_scheduled:
             try:
                 loop = asyncio.get_running_loop()

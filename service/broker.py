@@ -127,6 +127,8 @@ class _Entry:
     result: AssumeRoleResult
     # When it was minted here or last confirmed with the shared tier.
     checked: datetime
+    # What a cache hit returns, built once rather than on every hit.
+    as_hit: IssuedCredentials
 
 
 def shared_key(key: CacheKey) -> tuple[str, ...]:
@@ -192,8 +194,7 @@ class CredentialBroker:
         cached = self._fresh(key, needed)
         if cached is not None and not self._due_for_check(cached):
             self.stats.hits += 1
-            result = cached.result
-            return IssuedCredentials(result.credentials, result.request_id, from_cache=True)
+            return cached.as_hit
         self.stats.misses += 1
         joined = self._flights.get(key)
         if joined is not None and joined[1] >= needed:
@@ -285,7 +286,8 @@ class CredentialBroker:
         return result, minted
 
     def _store(self, key: CacheKey, result: AssumeRoleResult) -> None:
-        self._cache[key] = _Entry(result, self._clock())
+        hit = IssuedCredentials(result.credentials, result.request_id, from_cache=True)
+        self._cache[key] = _Entry(result, self._clock(), hit)
         self._cache.move_to_end(key)
         while len(self._cache) > self._settings.max_entries:
             self._cache.popitem(last=False)

@@ -120,8 +120,6 @@ class CallPipeline:
         self, context: ServicerContext, metadata: grpc.aio.Metadata | None
     ) -> Caller | None:
         authenticator = self._authenticator
-        if not authenticator.required:
-            return None  # running open: nothing to read
         authorization = [
             value
             for key, value in metadata or ()
@@ -132,33 +130,26 @@ class CallPipeline:
 
     def wrap(self, rpc: str, inner: Behavior) -> Behavior:
         audit, stats, ids = self._audit, self._stats, self._ids
+        authenticating = self._authenticator.required  # else running open: nothing to read
 
         async def served(request: Any, context: ServicerContext) -> Any:
             stats.in_flight += 1
             started = time.perf_counter()
             metadata = context.invocation_metadata()
-            record = CallRecord(rpc=rpc, request_id=_request_id(metadata, ids))
-            record.peer = context.peer()
+            record = CallRecord(
+                rpc=rpc, request_id=_request_id(metadata, ids), peer=context.peer(), audit=audit
+            )
             context.set_trailing_metadata(((REQUEST_ID_HEADER, record.request_id),))
-            written = False
-
-            def settle(status: str) -> None:
-                nonlocal written
-                if not written:
-                    written = True
-                    audit.write(record, status)
-
-            # abort_with() settles a refusal before its status leaves the server.
-            record.settle = settle
             token = open_call(record)
             # Every log line written while serving the call carries its request id.
             logged_as = request_id_var.set(record.request_id)
             failure: BaseException | None = None
             try:
-                try:
-                    record.caller = self._identify(context, metadata)
-                except Unauthenticated as error:
-                    await abort_with(context, error)
+                if authenticating:
+                    try:
+                        record.caller = self._identify(context, metadata)
+                    except Unauthenticated as error:
+                        await abort_with(context, error)
                 return await inner(request, context)
             except BaseException as error:
                 failure = error
@@ -167,7 +158,7 @@ class CallPipeline:
                 request_id_var.reset(logged_as)
                 close_call(token)
                 status = _status_name(context, failure)
-                settle(status)
+                record.settle(status)  # unless abort_with() already did
                 stats.in_flight -= 1
                 stats.finished(rpc, status, time.perf_counter() - started)
 

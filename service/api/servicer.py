@@ -27,11 +27,22 @@ from service.config import ScopeSettings
 from service.credentials import TemporaryCredentials
 from service.errors import InvalidArgument, SatchelError
 from service.presign import Presigner
-from service.scopes import Method, Permission, validate_presign_request, validate_token_request
+from service.scopes import (
+    Method,
+    Permission,
+    PresignRequest,
+    TokenRequest,
+    validate_presign_request,
+    validate_token_request,
+)
 
 ServicerContext = grpc.aio.ServicerContext[Any, Any]
 # Built IssueToken responses kept for reuse (each about 1.5 KB).
 RESPONSES_KEPT = 4096
+# Validated requests kept for reuse (each a few hundred bytes).
+VALIDATIONS_KEPT = 8192
+# A PresignObject request's fields, in the order the proto declares them.
+PresignFields = tuple[str, str, str, "pb.HttpMethod.ValueType", float | None, str, int, bool]
 
 _FROM_PROTO: dict[pb.Permission.ValueType, Permission] = {
     pb.PERMISSION_READ: Permission.READ,
@@ -107,10 +118,47 @@ class TokenService(pb_grpc.TokenServiceServicer):
         self._presigner = presigner
         self._admission = admission or Admission.open()
         self._max_deadline_seconds = max_deadline_seconds
+        # Validation is a pure function of a request's fields and the fixed scopes:
+        # a player asking again reuses the verdict. Refusals are not kept (they raise).
+        self._validated_token_request = functools.lru_cache(maxsize=VALIDATIONS_KEPT)(
+            self._validate_token_request
+        )
+        self._validated_presign_request = functools.lru_cache(maxsize=VALIDATIONS_KEPT)(
+            self._validate_presign_request
+        )
         # A cached credential is handed out many times: the message built for it
         # the first time is sent again (grpc only serialises it; nothing mutates it).
         self._issue_response = functools.lru_cache(maxsize=RESPONSES_KEPT)(
             self._build_issue_response
+        )
+
+    def _validate_token_request(
+        self,
+        scope_name: str,
+        player_id: str,
+        permissions: tuple[pb.Permission.ValueType, ...],
+        ttl_seconds: float | None,
+    ) -> TokenRequest:
+        return validate_token_request(
+            self._scopes,
+            scope_name=scope_name,
+            player_id=player_id,
+            permissions=permissions_from_proto(permissions),
+            ttl_seconds=ttl_seconds,
+        )
+
+    def _validate_presign_request(self, fields: PresignFields) -> PresignRequest:
+        scope_name, player_id, key, method, expires, content_type, max_size, forbid = fields
+        return validate_presign_request(
+            self._scopes,
+            scope_name=scope_name,
+            player_id=player_id,
+            key=key,
+            method=_METHODS.get(method),
+            expires_seconds=expires,
+            content_type=content_type,
+            max_size=max_size,
+            forbid_overwrite=forbid,
         )
 
     def ready(self) -> bool:
@@ -124,14 +172,11 @@ class TokenService(pb_grpc.TokenServiceServicer):
             await _not_configured(context, "IssueToken")
         call = current_call()
         try:
-            token_request = validate_token_request(
-                self._scopes,
-                scope_name=request.scope,
-                player_id=request.player_id,
-                permissions=permissions_from_proto(request.permissions),
-                ttl_seconds=(
-                    request.ttl.ToTimedelta().total_seconds() if request.HasField("ttl") else None
-                ),
+            token_request = self._validated_token_request(
+                request.scope,
+                request.player_id,
+                tuple(request.permissions),
+                request.ttl.ToTimedelta().total_seconds() if request.HasField("ttl") else None,
             )
             self._admission.admit(call, token_request)
             issued = await self._broker.credentials_for(
@@ -175,20 +220,21 @@ class TokenService(pb_grpc.TokenServiceServicer):
             await _not_configured(context, "PresignObject")
         call = current_call()
         try:
-            presign_request = validate_presign_request(
-                self._scopes,
-                scope_name=request.scope,
-                player_id=request.player_id,
-                key=request.key,
-                method=_METHODS.get(request.method),
-                expires_seconds=(
-                    request.expires_in.ToTimedelta().total_seconds()
-                    if request.HasField("expires_in")
-                    else None
-                ),
-                content_type=request.content_type,
-                max_size=request.max_size,
-                forbid_overwrite=request.forbid_overwrite,
+            presign_request = self._validated_presign_request(
+                (
+                    request.scope,
+                    request.player_id,
+                    request.key,
+                    request.method,
+                    (
+                        request.expires_in.ToTimedelta().total_seconds()
+                        if request.HasField("expires_in")
+                        else None
+                    ),
+                    request.content_type,
+                    request.max_size,
+                    request.forbid_overwrite,
+                )
             )
             self._admission.admit(call, presign_request)
             presigned = self._presigner.presign(presign_request)

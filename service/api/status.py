@@ -136,6 +136,5 @@ async def abort_with(context: grpc.aio.ServicerContext[Any, Any], error: Satchel
         log.warning("%s: %s", type(error).__name__, error)
     # abort() replaces trailing metadata already set (the request id): send both.
     metadata = (*context.trailing_metadata(), *status.trailing_metadata)
-    if record.settle is not None:
-        record.settle(status.code.name)  # before abort() sends the status to the caller
+    record.settle(status.code.name)  # before abort() sends the status to the caller
     await context.abort(status.code, status.details, metadata)

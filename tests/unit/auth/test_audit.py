@@ -19,6 +19,7 @@ from service.api.status import abort_with
 from service.audit import (
     AuditLog,
     CallRecord,
+    UtcMillis,
     audit_log_from,
     close_call,
     current_call,
@@ -30,12 +31,13 @@ from service.errors import ConfigError, PermissionDenied, Unauthenticated
 from service.scopes import Permission, validate_token_request
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, 123000, tzinfo=UTC)
+NOW_NS = int(NOW.timestamp()) * 1_000_000_000 + NOW.microsecond * 1000
 SCOPES = {"saves": make_scope()}
 
 
 def written(record: CallRecord, status: str) -> dict[str, object]:
     stream = io.StringIO()
-    AuditLog(stream, clock=lambda: NOW).write(record, status)
+    AuditLog(stream, clock=lambda: NOW_NS).write(record, status)
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1
     document: dict[str, object] = json.loads(lines[0])
@@ -156,8 +158,12 @@ async def test_a_refusal_writes_its_audit_line_before_the_status_leaves() -> Non
             events.append("status sent")
             raise RuntimeError("aborted")
 
-    record = CallRecord(rpc="IssueToken", request_id="r1")
-    record.settle = lambda status: events.append(f"audit {status}")
+    class Lines(io.StringIO):
+        def write(self, text: str) -> int:
+            events.append(f"audit {json.loads(text)['status']}")
+            return len(text)
+
+    record = CallRecord(rpc="IssueToken", request_id="r1", audit=AuditLog(Lines()))
     token = open_call(record)
     try:
         with pytest.raises(RuntimeError):
@@ -182,7 +188,7 @@ class _CountingStream(io.StringIO):
 @pytest.mark.asyncio
 async def test_allowed_lines_of_one_loop_turn_are_written_together_in_order() -> None:
     stream = _CountingStream()
-    audit = AuditLog(stream, clock=lambda: NOW)
+    audit = AuditLog(stream, clock=lambda: NOW_NS)
     for request_id in ("a", "b", "c"):
         audit.write(CallRecord(rpc="IssueToken", request_id=request_id), "OK")
     assert stream.getvalue() == ""  # gathered until the turn ends
@@ -198,7 +204,7 @@ async def test_allowed_lines_of_one_loop_turn_are_written_together_in_order() ->
 @pytest.mark.asyncio
 async def test_any_other_status_writes_at_once_after_what_was_gathered() -> None:
     stream = _CountingStream()
-    audit = AuditLog(stream, clock=lambda: NOW)
+    audit = AuditLog(stream, clock=lambda: NOW_NS)
     audit.write(CallRecord(rpc="IssueToken", request_id="allowed"), "OK")
     audit.write(CallRecord(rpc="IssueToken", request_id="refused"), "PERMISSION_DENIED")
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
@@ -213,7 +219,7 @@ async def test_any_other_status_writes_at_once_after_what_was_gathered() -> None
 @pytest.mark.asyncio
 async def test_closing_writes_the_lines_still_gathered() -> None:
     stream = _CountingStream()
-    audit = AuditLog(stream, clock=lambda: NOW)
+    audit = AuditLog(stream, clock=lambda: NOW_NS)
     audit.write(CallRecord(rpc="IssueToken", request_id="last"), "OK")
     audit.close()
     assert json.loads(stream.getvalue())["request_id"] == "last"
@@ -266,4 +272,15 @@ def test_a_line_is_exactly_what_json_dumps_writes(
         "expiration": None,
         "from_cache": values["from_cache"],
     }
-    assert record.line(NOW, status) == json.dumps(expected, separators=(",", ":"))
+    assert record.line("2026-11-28T12:00:00.123Z", status) == json.dumps(
+        expected, separators=(",", ":")
+    )
+
+
+def test_audit_times_are_utc_milliseconds_truncated_never_rounded_into_the_next_second() -> None:
+    format_time = UtcMillis()
+    assert format_time(NOW_NS) == "2026-11-28T12:00:00.123Z"
+    last_of_second = NOW_NS - 123_000_000 + 999_999_999
+    assert format_time(last_of_second) == "2026-11-28T12:00:00.999Z"
+    assert format_time(last_of_second + 1) == "2026-11-28T12:00:01.000Z"
+    assert format_time(0) == "1970-01-01T00:00:00.000Z"
