@@ -177,25 +177,22 @@ class CredentialBroker:
     def __len__(self) -> int:
         return len(self._cache)
 
+    def cached(self, request: TokenRequest) -> IssuedCredentials | None:
+        """A hit from this process's cache, or None: never waits, never counts a miss."""
+        _, key, needed = self._lookup(request)
+        return self._served(self._fresh(key, needed))
+
     async def credentials_for(
         self, request: TokenRequest, *, deadline: float | None
     ) -> IssuedCredentials:
         """Credentials for a validated request, by `deadline` (event-loop time, or None)."""
-        scope = request.scope
-        # Built (and size-checked) before any STS call: too large fails closed here.
-        policy, digest = player_session_policy(
-            scope.bucket, request.prefix, request.permissions, scope.policy_max_chars
-        )
-        key: CacheKey = (scope.name, request.player_id, request.permissions, digest)
-        needed = max(
-            float(self._settings.min_remaining_seconds),
-            self._settings.min_remaining_share * request.ttl_seconds,
-        )
-        cached = self._fresh(key, needed)
-        if cached is not None and not self._due_for_check(cached):
-            self.stats.hits += 1
-            return cached.as_hit
+        policy, key, needed = self._lookup(request)
+        fresh = self._fresh(key, needed)
+        hit = self._served(fresh)
+        if hit is not None:
+            return hit
         self.stats.misses += 1
+        scope = request.scope
         joined = self._flights.get(key)
         if joined is not None and joined[1] >= needed:
             flight = joined[0]
@@ -210,7 +207,7 @@ class CredentialBroker:
                 duration_seconds=request.ttl_seconds,
                 external_id=scope.external_id,
             )
-            have = None if cached is None else cached.result
+            have = None if fresh is None else fresh.result
             flight = self._start_flight(key, assume, needed, deadline, have)
         try:
             # Shielded: one caller giving up must not cancel the call others wait on.
@@ -222,6 +219,27 @@ class CredentialBroker:
             # Only possible when STS grants less than asked (a role's MaxSessionDuration).
             raise UpstreamUnavailable("STS returned credentials shorter-lived than required")
         return IssuedCredentials(result.credentials, result.request_id, from_cache=not minted)
+
+    def _lookup(self, request: TokenRequest) -> tuple[str, CacheKey, float]:
+        """The request's session policy, cache key, and the life a hit must have left."""
+        scope = request.scope
+        # Built (and size-checked) before any STS call: too large fails closed here.
+        policy, digest = player_session_policy(
+            scope.bucket, request.prefix, request.permissions, scope.policy_max_chars
+        )
+        key: CacheKey = (scope.name, request.player_id, request.permissions, digest)
+        needed = max(
+            float(self._settings.min_remaining_seconds),
+            self._settings.min_remaining_share * request.ttl_seconds,
+        )
+        return policy, key, needed
+
+    def _served(self, fresh: _Entry | None) -> IssuedCredentials | None:
+        """What a fresh entry answers, unless it must first be checked with the shared tier."""
+        if fresh is None or self._due_for_check(fresh):
+            return None
+        self.stats.hits += 1
+        return fresh.as_hit
 
     def _fresh(self, key: CacheKey, needed_seconds: float) -> _Entry | None:
         entry = self._cache.get(key)

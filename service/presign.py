@@ -7,6 +7,7 @@ the credentials that signed it, and is never handed out already dead.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,12 @@ class Presigned:
     headers: Mapping[str, str]
     form_fields: Mapping[str, str] = field(repr=False)
     expiration: datetime
+
+
+@functools.lru_cache(maxsize=1024)
+def _moment(epoch_seconds: int) -> datetime:
+    """An expiry as a datetime: many URLs signed within a second share it."""
+    return datetime.fromtimestamp(epoch_seconds, UTC)
 
 
 def endpoint_of(scope: ScopeSettings) -> OssEndpoint:
@@ -103,7 +110,7 @@ class Presigner:
             method=request.method,
             headers=dict(signed.signed_headers),
             form_fields={},
-            expiration=datetime.fromtimestamp(signed.expires_at, UTC),
+            expiration=_moment(signed.expires_at),
         )
 
     def _post(
@@ -138,5 +145,5 @@ class Presigner:
             method=Method.POST,
             headers={},
             form_fields=fields,
-            expiration=datetime.fromtimestamp(form.expires_at, UTC),
+            expiration=_moment(form.expires_at),
         )

@@ -86,12 +86,6 @@ def _epoch(moment: datetime) -> tuple[int, int]:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _location(scope: ScopeSettings, prefix: str) -> pb.StorageLocation:
-    return pb.StorageLocation(
-        bucket=scope.bucket, region=scope.region, endpoint=scope.endpoint, prefix=prefix
-    )
-
-
 def deadline_of(context: ServicerContext, cap_seconds: float) -> float:
     """The caller's deadline as event-loop time, never further away than `cap_seconds`.
 
@@ -126,6 +120,8 @@ class TokenService(pb_grpc.TokenServiceServicer):
         self._validated_presign_request = functools.lru_cache(maxsize=VALIDATIONS_KEPT)(
             self._validate_presign_request
         )
+        # A player's folder, as sent in every response for it (copied into each).
+        self._location = functools.lru_cache(maxsize=VALIDATIONS_KEPT)(self._build_location)
         # A cached credential is handed out many times: the message built for it
         # the first time is sent again (grpc only serialises it; nothing mutates it).
         self._issue_response = functools.lru_cache(maxsize=RESPONSES_KEPT)(
@@ -161,6 +157,12 @@ class TokenService(pb_grpc.TokenServiceServicer):
             forbid_overwrite=forbid,
         )
 
+    def _build_location(self, scope_name: str, prefix: str) -> pb.StorageLocation:
+        scope = self._scopes[scope_name]
+        return pb.StorageLocation(
+            bucket=scope.bucket, region=scope.region, endpoint=scope.endpoint, prefix=prefix
+        )
+
     def ready(self) -> bool:
         """True once presigning credentials are held for every scope (health's SERVING)."""
         return self._presigner is None or self._presigner.ready
@@ -179,7 +181,8 @@ class TokenService(pb_grpc.TokenServiceServicer):
                 request.ttl.ToTimedelta().total_seconds() if request.HasField("ttl") else None,
             )
             self._admission.admit(call, token_request)
-            issued = await self._broker.credentials_for(
+            # A hit is answered at once; only a miss needs the caller's deadline.
+            issued = self._broker.cached(token_request) or await self._broker.credentials_for(
                 token_request, deadline=deadline_of(context, self._max_deadline_seconds)
             )
         except SatchelError as error:
@@ -209,7 +212,7 @@ class TokenService(pb_grpc.TokenServiceServicer):
                 security_token=credentials.security_token,
                 expiration=_timestamp(credentials.expiration),
             ),
-            location=_location(self._scopes[scope_name], prefix),
+            location=self._location(scope_name, prefix),
             permissions=sorted(_TO_PROTO[p] for p in permissions),
         )
 
@@ -246,7 +249,7 @@ class TokenService(pb_grpc.TokenServiceServicer):
             method=request.method,
             expiration=_timestamp(presigned.expiration),
             key=presign_request.key,
-            location=_location(presign_request.scope, presign_request.prefix),
+            location=self._location(presign_request.scope.name, presign_request.prefix),
         )
         # Filling a map field goes through Python's MutableMapping.update: skip empty ones.
         if presigned.headers:

@@ -97,6 +97,23 @@ async def test_entry_is_served_only_while_it_has_enough_life_left() -> None:
 
 
 @pytest.mark.asyncio
+async def test_cached_answers_only_a_fresh_hit_and_never_calls_sts() -> None:
+    clock = FakeClock()
+    sts = ScriptedSts(clock)
+    broker = make_broker(sts, clock)
+    assert broker.cached(token_request()) is None  # cold: no STS call, no miss counted
+    assert (len(sts.calls), broker.stats.misses) == (0, 0)
+    minted = await broker.credentials_for(token_request(), deadline=soon())
+    hit = broker.cached(token_request())
+    assert hit is not None and hit.from_cache
+    assert hit.credentials == minted.credentials
+    assert broker.cached(token_request("p2")) is None
+    clock.now += timedelta(seconds=1801)  # 1799 s left: too little for a 3600 s ask
+    assert broker.cached(token_request()) is None
+    assert (len(sts.calls), broker.stats.hits) == (1, 1)
+
+
+@pytest.mark.asyncio
 async def test_lru_evicts_the_least_recently_used_entry() -> None:
     clock = FakeClock()
     sts = ScriptedSts(clock)
