@@ -194,12 +194,14 @@ class AuditLog:
     Not through logging: a LogRecord, a formatter and a handler lock per line cost
     more than building the line itself, on the event loop of every call.
 
-    A call's answer and its line are one event-loop turn apart at most. Lines of
-    allowed calls are gathered during a turn and written with one write and one
-    flush at the start of the next: under load a system call per line cost more
-    than the rest of the audit. A line with any other status is written at once,
-    with everything gathered before it, so a refusal is on record before its
-    status leaves. Outside an event loop every line is written at once.
+    A call's answer and its line are one event-loop turn apart at most. Allowed
+    calls are gathered during a turn (the record, its status and the time) and
+    their lines formatted and written together, with one write and one flush, at
+    the start of the next: a system call per line cost more than the rest of the
+    audit, and formatting a batch in one loop runs faster than formatting each
+    line between two calls' gRPC work. A call with any other status is written
+    at once, after everything gathered before it, so a refusal is on record
+    before its status leaves. Outside an event loop every line is written at once.
     """
 
     def __init__(
@@ -209,11 +211,12 @@ class AuditLog:
         self._owned = owned  # a file we opened is ours to close; stdout is not
         self._clock = clock
         self._format_time = UtcMillis()
-        self._pending: list[str] = []
+        # (record, status, time in ns) of lines not yet written; records are final.
+        self._pending: list[tuple[CallRecord, str, int]] = []
         self._flush_scheduled = False
 
     def write(self, record: CallRecord, status: str) -> None:
-        self._pending.append(record.line(self._format_time(self._clock()), status))
+        self._pending.append((record, status, self._clock()))
         if status == "OK" and not self._flush_scheduled:
             try:
                 loop = asyncio.get_running_loop()
@@ -229,7 +232,9 @@ class AuditLog:
         """Write every gathered line now."""
         self._flush_scheduled = False
         if self._pending:
-            lines, self._pending = self._pending, []
+            pending, self._pending = self._pending, []
+            format_time = self._format_time
+            lines = [record.line(format_time(ns), status) for record, status, ns in pending]
             self._stream.write("\n".join(lines) + "\n")
             self._stream.flush()
 
