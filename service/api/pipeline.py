@@ -136,28 +136,29 @@ class CallPipeline:
             stats.in_flight += 1
             started = time.perf_counter()
             metadata = context.invocation_metadata()
-            record = CallRecord(
-                rpc=rpc, request_id=_request_id(metadata, ids), peer=context.peer(), audit=audit
-            )
-            context.set_trailing_metadata(((REQUEST_ID_HEADER, record.request_id),))
-            token = open_call(record)
+            request_id = _request_id(metadata, ids)
+            record = CallRecord(rpc, request_id, context.peer(), audit=audit)
+            context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
+            opened = open_call(record)
             # Every log line written while serving the call carries its request id.
-            logged_as = request_id_var.set(record.request_id)
-            failure: BaseException | None = None
+            logged_as = request_id_var.set(request_id)
+            status = _OK
             try:
                 if authenticating:
                     try:
                         record.caller = self._identify(context, metadata)
                     except Unauthenticated as error:
                         await abort_with(context, error)
-                return await inner(request, context)
+                reply = await inner(request, context)
+                if context.code() is not None:  # a status set without raising
+                    status = _status_name(context, None)
+                return reply
             except BaseException as error:
-                failure = error
+                status = _status_name(context, error)
                 raise
             finally:
                 request_id_var.reset(logged_as)
-                close_call(token)
-                status = _status_name(context, failure)
+                close_call(opened)
                 record.settle(status)  # unless abort_with() already did
                 stats.in_flight -= 1
                 stats.finished(rpc, status, time.perf_counter() - started)
