@@ -105,7 +105,8 @@ async def test_cached_answers_only_a_fresh_hit_and_never_calls_sts() -> None:
     assert (len(sts.calls), broker.stats.misses) == (0, 0)
     minted = await broker.credentials_for(token_request(), deadline=soon())
     hit = broker.cached(token_request())
-    assert hit is not None and hit.from_cache
+    assert hit is not None
+    assert hit.from_cache
     assert hit.credentials == minted.credentials
     assert broker.cached(token_request("p2")) is None
     clock.now += timedelta(seconds=1801)  # 1799 s left: too little for a 3600 s ask
