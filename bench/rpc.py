@@ -35,8 +35,8 @@ TARGET_SHARE_OF_ECHO = 0.85
 
 @dataclass(frozen=True, slots=True)
 class RpcConfig:
-    repeats: int = 3
-    window_s: float = 3.0
+    repeats: int = 5
+    window_s: float = 2.0
     warmup_s: float = 0.5
     processes: int = 2
     concurrency: int = 16  # callers per client process
