@@ -121,10 +121,12 @@ async def wired_token_service(
     assert settings.access_key is not None  # require_complete() checked it
     access_key = settings.access_key
     async with new_session() as session:
-        observe = metrics.observe_sts if metrics is not None else None
-        sts = AliyunStsClient(session, settings.sts, access_key, observe=observe)
         # The shared cache and budget (Redis), or this process's own when none is set.
         fleet = open_fleet(settings)
+        observe = metrics.observe_sts if metrics is not None else None
+        sts = AliyunStsClient(
+            session, settings.sts, access_key, observe=observe, retry_budget=fleet.budget
+        )
         broker = CredentialBroker(sts, settings.cache, fleet.budget, shared=fleet.shared)
         scope_signers = {
             name: ScopeSigner(scope, sts, fleet.budget, access_key, shared=fleet.shared)

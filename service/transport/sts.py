@@ -20,6 +20,7 @@ import aiohttp
 from yarl import URL
 
 from service.broker import AssumeRoleRequest, AssumeRoleResult
+from service.budget import Budget
 from service.config import AccessKey, StsSettings
 from service.credentials import Clock, TemporaryCredentials, parse_sts_expiration, utc_now
 from service.errors import SatchelError, UpstreamDeadline, UpstreamUnavailable
@@ -60,6 +61,7 @@ class AliyunStsClient:
         rng: random.Random | None = None,
         nonce: Callable[[], str] = lambda: uuid.uuid4().hex,
         observe: Callable[[str, float], None] | None = None,
+        retry_budget: Budget | None = None,
     ) -> None:
         self._session = session
         self._settings = settings
@@ -73,6 +75,9 @@ class AliyunStsClient:
         self._quota = RetryQuota()
         # Called after every attempt with (outcome, seconds): metrics, when wired.
         self._observe = observe or (lambda outcome, seconds: None)
+        # The first attempt's token is taken by whoever asks (broker, signer); a retry
+        # is an AssumeRole call too, and takes its own from here.
+        self._retry_budget = retry_budget
 
     async def assume_role(
         self, request: AssumeRoleRequest, *, deadline: float | None
@@ -96,10 +101,28 @@ class AliyunStsClient:
                 if deadline is not None and loop.time() + pause >= deadline:
                     raise failed.error from None
                 await asyncio.sleep(pause)
+                if not await self._budget_allows_retry(deadline):
+                    raise failed.error from None
                 continue
             self._observe("ok", loop.time() - started)
             self._quota.refund()
             return result
+
+    async def _budget_allows_retry(self, deadline: float | None) -> bool:
+        """Take a budget token for a retry; False when none comes before the deadline.
+
+        Without this, retries of throttled calls would reach STS beyond the budget,
+        adding load to an account that is already over its limit.
+        """
+        if self._retry_budget is None:
+            return True
+        left = None if deadline is None else deadline - asyncio.get_running_loop().time()
+        try:
+            await self._retry_budget.acquire(left)
+        except UpstreamUnavailable:
+            log.warning("STS budget has no token for a retry before the deadline")
+            return False
+        return True
 
     def _params(self, request: AssumeRoleRequest) -> dict[str, str]:
         params = {

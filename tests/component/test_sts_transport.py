@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from service.broker import AssumeRoleRequest
+from service.budget import TokenBucket
 from service.config import AccessKey, StsSettings
 from service.emulator import accounts as acc
 from service.emulator.faults import FaultPlan
@@ -97,6 +98,44 @@ async def test_throttling_is_tried_three_times_then_unavailable(
     with pytest.raises(UpstreamUnavailable, match="Throttling"):
         await client(session, emulator.sts_url).assume_role(REQUEST, deadline=deadline())
     assert emulator.counters.assume_role_calls - before == 3
+
+
+@pytest.mark.asyncio
+async def test_each_retry_takes_a_token_from_the_sts_budget(
+    emulator: Emulator, session: aiohttp.ClientSession
+) -> None:
+    emulator.faults.set("sts", FaultPlan(throttle=True))
+    budget = TokenBucket(0.001, burst=5)  # no refill within the test
+    sts = AliyunStsClient(
+        session,
+        StsSettings(endpoint=emulator.sts_url),
+        DEV_KEY,
+        rng=random.Random(7),
+        retry_budget=budget,
+    )
+    with pytest.raises(UpstreamUnavailable, match="Throttling"):
+        await sts.assume_role(REQUEST, deadline=deadline())
+    assert budget.available == pytest.approx(3, abs=0.01)  # the first attempt's is the caller's
+
+
+@pytest.mark.asyncio
+async def test_no_retry_is_sent_when_the_budget_has_no_token_in_time(
+    emulator: Emulator, session: aiohttp.ClientSession
+) -> None:
+    emulator.faults.set("sts", FaultPlan(throttle=True))
+    budget = TokenBucket(0.01, burst=1)
+    await budget.acquire(0)  # spent: the next token is 100 s away
+    sts = AliyunStsClient(
+        session,
+        StsSettings(endpoint=emulator.sts_url),
+        DEV_KEY,
+        rng=random.Random(7),
+        retry_budget=budget,
+    )
+    before = emulator.counters.assume_role_calls
+    with pytest.raises(UpstreamUnavailable, match="Throttling"):
+        await sts.assume_role(REQUEST, deadline=deadline())
+    assert emulator.counters.assume_role_calls - before == 1
 
 
 @pytest.mark.asyncio
