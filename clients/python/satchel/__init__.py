@@ -3,7 +3,7 @@
 The generated stubs live in `satchel.v1`.
 """
 
-from satchel.client import NO_RETRIES, Client, RetryPolicy, SyncClient, Tls
+from satchel.client import NO_RETRIES, Client, PlaintextKeyWarning, RetryPolicy, SyncClient, Tls
 from satchel.errors import (
     DeadlineExceededError,
     FailedPreconditionError,
@@ -31,6 +31,7 @@ __all__ = [
     "Method",
     "Permission",
     "PermissionDeniedError",
+    "PlaintextKeyWarning",
     "Presigned",
     "ResourceExhaustedError",
     "RetryPolicy",

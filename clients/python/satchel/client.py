@@ -21,8 +21,10 @@ Retries happen at two levels, both bounded by the call's one deadline:
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -136,6 +138,32 @@ class RetryPolicy:
 NO_RETRIES = RetryPolicy(max_attempts=1, server_delay_retries=0)
 
 
+class PlaintextKeyWarning(UserWarning):
+    """A bearer key would travel unencrypted beyond this machine."""
+
+
+_LOCAL_HOSTS = frozenset({"localhost", "::1"})
+
+
+def is_local_target(target: str) -> bool:
+    """True for targets that never leave this machine: loopback addresses, unix sockets."""
+    if target.startswith(("unix:", "unix-abstract:")):
+        return True
+    address = target.removeprefix("dns:").lstrip("/").removeprefix("ipv4:").removeprefix("ipv6:")
+    if address.startswith("["):  # [::1]:50051
+        host = address[1 : address.find("]")]
+    elif address.count(":") > 1:  # a bare IPv6 address, no port
+        host = address
+    else:
+        host = address.rsplit(":", 1)[0]
+    if host in _LOCAL_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name other than localhost: it may resolve anywhere
+
+
 @dataclass(frozen=True, slots=True)
 class _Settings:
     """What `Client` and `SyncClient` share: channel options, credentials, metadata."""
@@ -167,6 +195,13 @@ class _Settings:
             api_key = api_key.strip()
             if not api_key or any(c.isspace() for c in api_key):
                 raise ValueError("api_key must be a non-empty string without whitespace")
+            if tls is None and not is_local_target(target):
+                warnings.warn(
+                    f"the bearer key is sent in plaintext to {target}: pass tls=Tls(...) unless"
+                    " a proxy on the way encrypts the connection",
+                    PlaintextKeyWarning,
+                    stacklevel=3,  # the code that called Client(...) or SyncClient(...)
+                )
         return cls(target, api_key, tls, timeout, retry or RetryPolicy(), tuple(options))
 
     def channel_options(self) -> list[tuple[str, Any]]:

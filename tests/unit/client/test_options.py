@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -134,3 +135,33 @@ def test_default_trust_store_and_half_a_client_certificate() -> None:
         Tls(certificate_chain=b"cert")
     with pytest.raises(ValueError):
         Tls(private_key=b"key")
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["game-backend.internal:50051", "10.0.0.7:50051", "dns:///satchel.prod:443", "[2001:db8::1]:1"],
+)
+def test_a_bearer_key_in_plaintext_beyond_this_machine_warns_the_caller(target: str) -> None:
+    with pytest.warns(satchel.PlaintextKeyWarning, match="plaintext") as caught:
+        satchel.SyncClient(target, api_key="sat_k_s").close()
+    assert caught[0].filename == __file__  # pointed at the line that made the client
+
+
+@pytest.mark.parametrize(
+    ("target", "tls", "api_key"),
+    [
+        ("127.0.0.1:50051", None, "sat_k_s"),
+        ("localhost:50051", None, "sat_k_s"),
+        ("[::1]:50051", None, "sat_k_s"),
+        ("ipv4:127.0.0.2:50051", None, "sat_k_s"),
+        ("unix:/run/satchel.sock", None, "sat_k_s"),
+        ("game-backend.internal:50051", Tls(), "sat_k_s"),
+        ("game-backend.internal:50051", None, None),
+    ],
+)
+def test_no_warning_on_loopback_over_tls_or_without_a_key(
+    target: str, tls: Tls | None, api_key: str | None
+) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", satchel.PlaintextKeyWarning)
+        satchel.SyncClient(target, api_key=api_key, tls=tls).close()
