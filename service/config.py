@@ -321,8 +321,8 @@ class CacheSettings:
     l1_ttl_seconds: float = _setting(5.0, _between(0, 300))
     # Per Redis command: short, so a slow Redis cannot eat the caller's deadline.
     redis_timeout_seconds: float = _setting(0.1, _between(0.005, 5))
-    # A replica minting a credential holds a fleet-wide lock this long at most
-    # (released early when done; a replica that dies releases it by expiry).
+    # A replica minting a credential holds a fleet-wide lock, extended every third
+    # of this while it works; a replica that dies releases it by expiry within this.
     lock_ttl_seconds: float = _setting(10.0, _between(1, 120))
     # While Redis is unreachable each replica spends [sts] budget_per_second divided by this.
     expected_replicas: int = _setting(1, _between(1, 1000))

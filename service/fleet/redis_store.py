@@ -145,7 +145,7 @@ class RedisSharedCache:
         mint: Mint,
         keep_seconds: float,
     ) -> tuple[AssumeRoleResult, bool]:
-        try:
+        async with self._lock.kept(lock_name, token):
             # The holder before us may have written it between our read and our lock.
             try:
                 found = await self._read(name)
@@ -156,8 +156,6 @@ class RedisSharedCache:
             result = await mint()
             await self._write(name, result, keep_seconds)
             return result, True
-        finally:
-            await self._lock.release(lock_name, token)
 
     async def _read(self, name: str) -> AssumeRoleResult | None:
         """The entry, or None (absent, or sealed with a key we lack). Raises SharedUnavailable."""

@@ -93,6 +93,23 @@ async def test_a_dead_lock_holder_releases_by_expiry(redis_server: RedisServer) 
         assert (again, minted) == (result, False)
 
 
+@pytest.mark.asyncio
+async def test_a_live_holder_keeps_its_lock_past_the_ttl(redis_server: RedisServer) -> None:
+    """A mint that waits on the budget longer than the lock's TTL is still the only one."""
+    clock = FakeClock()
+    sts = ScriptedSts(clock, delay=2.5)  # longer than the 1 s lock
+    key = ("player", "saves", "p2", "read", "digest")
+    async with fleets(2, redis_server.url, clock, lock_ttl_seconds=1.0) as (first, second):
+        loop = asyncio.get_running_loop()
+        holder = asyncio.create_task(fetch(first, sts, key, deadline=loop.time() + 10))
+        await asyncio.sleep(0.2)  # the first replica holds the lock and is minting
+        waiter = await fetch(second, sts, key, deadline=loop.time() + 10)
+        minted = await holder
+    assert len(sts.calls) == 1
+    assert minted == (waiter[0], True)
+    assert waiter[1] is False
+
+
 async def fetch(
     fleet: Fleet, sts: ScriptedSts, key: Sequence[str] = ("k",), deadline: float | None = None
 ) -> tuple[AssumeRoleResult, bool]:
