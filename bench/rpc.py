@@ -260,9 +260,9 @@ def describe(result: dict[str, Any]) -> list[str]:
         f"/{result['response_bytes']['IssueToken']}, PresignObject "
         f"{result['request_bytes']['PresignObject']}/{result['response_bytes']['PresignObject']};"
         " the echo methods move the same sizes.",
-        "Satchel is the server `satchel dev` runs (caller gate and audit interceptor included; "
-        "its audit lines go to a file); echo is the same server factory with no interceptors "
-        "and a handler that parses nothing.",
+        "Satchel is the server `satchel dev` runs (its call pipeline of caller check, audit and "
+        "metrics included; audit lines go to a file); echo is the same server factory with no "
+        "pipeline and a handler that parses nothing.",
         "",
         "| contender | calls/s | p50 ms | p99 ms | server CPU us/call | failed calls |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",

@@ -57,7 +57,7 @@ async def _start(spec: ServerSpec, stack: AsyncExitStack) -> tuple[SatchelServer
     """Start the server; returns it and the emulator's counters (None for echo)."""
     if spec.kind == "echo":
         # The same factory, options and side services as Satchel's server, but bare: no
-        # interceptors, and a handler that does nothing. reflection=True as in `satchel dev`.
+        # call pipeline, and a handler that does nothing. reflection=True as in `satchel dev`.
         server = build_server(ServerSettings(listen="127.0.0.1:0", reflection=True))
         server.server.add_generic_rpc_handlers((echo.handler(spec.echo_sizes),))
         await server.start()
@@ -72,7 +72,7 @@ async def _start(spec: ServerSpec, stack: AsyncExitStack) -> tuple[SatchelServer
     # so still paid for, but not into the bench's own output.
     audit = dataclasses.replace(settings.audit, output=str(Path(data_dir) / "audit.jsonl"))
     settings = dataclasses.replace(settings, audit=audit)
-    # The server `satchel dev` runs: interceptors (caller gate, audit) included.
+    # The server `satchel dev` runs: its call pipeline (callers, audit, metrics) included.
     server = await stack.enter_async_context(wired_server(settings))
     await server.start()
     # As `satchel serve` and `satchel dev` do once everything is wired (service/cli.py).

@@ -3,7 +3,7 @@
 Validation lives in `service.scopes`, authorisation and rate limits in
 `service.admission`, caching and STS in `service.broker`, presigning in
 `service.presign`, status mapping in `service.api.status`. The call's audit
-record (opened by `service.api.gate`) learns what was handed out.
+record (opened by `service.api.pipeline`) learns what was handed out.
 """
 
 from __future__ import annotations
