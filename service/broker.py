@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -129,6 +130,8 @@ class _Entry:
     checked: datetime
     # What a cache hit returns, built once rather than on every hit.
     as_hit: IssuedCredentials
+    # The credentials' expiry as epoch seconds: a hit compares floats, not datetimes.
+    expires_at: float
 
 
 def shared_key(key: CacheKey) -> tuple[str, ...]:
@@ -163,6 +166,11 @@ class CredentialBroker:
         self._settings = settings
         self._budget = budget
         self._clock = clock
+        # Epoch seconds now, for the hit path: one float instead of a datetime and a
+        # timedelta per hit (under load those allocations cost more than the lookup).
+        self._epoch_now: Callable[[], float] = (
+            time.time if clock is utc_now else lambda: clock().timestamp()
+        )
         self._shared: SharedCache = shared or LocalOnly()
         self._cache: OrderedDict[CacheKey, _Entry] = OrderedDict()
         # Calls in flight per key, with the DurationSeconds each asked for.
@@ -245,7 +253,7 @@ class CredentialBroker:
         entry = self._cache.get(key)
         if entry is None:
             return None
-        if entry.result.credentials.remaining_seconds(self._clock()) < needed_seconds:
+        if entry.expires_at - self._epoch_now() < needed_seconds:
             return None
         self._cache.move_to_end(key)
         return entry
@@ -305,7 +313,8 @@ class CredentialBroker:
 
     def _store(self, key: CacheKey, result: AssumeRoleResult) -> None:
         hit = IssuedCredentials(result.credentials, result.request_id, from_cache=True)
-        self._cache[key] = _Entry(result, self._clock(), hit)
+        expires_at = result.credentials.expiration.timestamp()
+        self._cache[key] = _Entry(result, self._clock(), hit, expires_at)
         self._cache.move_to_end(key)
         while len(self._cache) > self._settings.max_entries:
             self._cache.popitem(last=False)

@@ -12,6 +12,7 @@ from support.scopes import make_scope
 from service.broker import AssumeRoleResult, CredentialBroker, LocalOnly
 from service.budget import TokenBucket, sts_budget
 from service.config import CacheSettings
+from service.credentials import utc_now
 from service.errors import PolicyTooLarge, UpstreamDeadline, UpstreamUnavailable
 from service.scopes import Permission, TokenRequest
 
@@ -112,6 +113,20 @@ async def test_cached_answers_only_a_fresh_hit_and_never_calls_sts() -> None:
     clock.now += timedelta(seconds=1801)  # 1799 s left: too little for a 3600 s ask
     assert broker.cached(token_request()) is None
     assert (len(sts.calls), broker.stats.hits) == (1, 1)
+
+
+@pytest.mark.asyncio
+async def test_the_wall_clock_broker_serves_hits_by_the_same_rule() -> None:
+    """With the default clock the hit path compares epoch seconds; the rule is unchanged."""
+    sts_clock = FakeClock()
+    sts_clock.now = utc_now()
+    sts = ScriptedSts(sts_clock)
+    broker = CredentialBroker(sts, CacheSettings(min_remaining_share=0.5), TokenBucket(1000))
+    sts.grant = 1000  # 1000 s of life: enough for a 900 s ask (needs 450 s)
+    await broker.credentials_for(token_request(ttl=900), deadline=soon())
+    assert broker.cached(token_request(ttl=900)) is not None
+    assert broker.cached(token_request(ttl=3600)) is None  # needs 1800 s
+    assert len(sts.calls) == 1
 
 
 @pytest.mark.asyncio
