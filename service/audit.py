@@ -36,12 +36,11 @@ _DENIED = frozenset(
 )
 
 
-def _iso(moment: datetime) -> str:
+# Credentials' expiries repeat across every call a cached credential serves.
+@functools.lru_cache(maxsize=1024)
+def _expiry_iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
-
-# Credentials' expiries repeat across every call a cached credential serves.
-_expiry_iso = functools.lru_cache(maxsize=1024)(_iso)
 
 NanoClock = Callable[[], int]
 """Nanoseconds since the epoch, as time.time_ns(); injected so tests can fix the time."""

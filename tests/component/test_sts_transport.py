@@ -49,12 +49,18 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield opened
 
 
-def client(session: aiohttp.ClientSession, endpoint: str, **settings: object) -> AliyunStsClient:
+def client(
+    session: aiohttp.ClientSession,
+    endpoint: str,
+    retry_budget: TokenBucket | None = None,
+    **settings: object,
+) -> AliyunStsClient:
     return AliyunStsClient(
         session,
         StsSettings(endpoint=endpoint, **settings),  # type: ignore[arg-type]
         DEV_KEY,
         rng=random.Random(7),
+        retry_budget=retry_budget,
     )
 
 
@@ -106,13 +112,7 @@ async def test_each_retry_takes_a_token_from_the_sts_budget(
 ) -> None:
     emulator.faults.set("sts", FaultPlan(throttle=True))
     budget = TokenBucket(0.001, burst=5)  # no refill within the test
-    sts = AliyunStsClient(
-        session,
-        StsSettings(endpoint=emulator.sts_url),
-        DEV_KEY,
-        rng=random.Random(7),
-        retry_budget=budget,
-    )
+    sts = client(session, emulator.sts_url, retry_budget=budget)
     with pytest.raises(UpstreamUnavailable, match="Throttling"):
         await sts.assume_role(REQUEST, deadline=deadline())
     assert budget.available == pytest.approx(3, abs=0.01)  # the first attempt's is the caller's
@@ -125,13 +125,7 @@ async def test_no_retry_is_sent_when_the_budget_has_no_token_in_time(
     emulator.faults.set("sts", FaultPlan(throttle=True))
     budget = TokenBucket(0.01, burst=1)
     await budget.acquire(0)  # spent: the next token is 100 s away
-    sts = AliyunStsClient(
-        session,
-        StsSettings(endpoint=emulator.sts_url),
-        DEV_KEY,
-        rng=random.Random(7),
-        retry_budget=budget,
-    )
+    sts = client(session, emulator.sts_url, retry_budget=budget)
     before = emulator.counters.assume_role_calls
     with pytest.raises(UpstreamUnavailable, match="Throttling"):
         await sts.assume_role(REQUEST, deadline=deadline())
