@@ -165,7 +165,7 @@ async def wired_server(settings: Settings) -> AsyncIterator[SatchelServer]:
                 pipeline = CallPipeline(Authenticator(settings.callers), audit, metrics.rpc)
                 server = build_server(
                     settings.server,
-                    pipeline.servicer(token_service),
+                    pipeline.methods(token_service.methods()),
                     credentials=credentials,
                     ready=token_service.ready,
                 )

@@ -22,14 +22,11 @@ import itertools
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from types import SimpleNamespace
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import grpc
 
-from satchel.v1 import token_service_pb2 as pb
-from satchel.v1 import token_service_pb2_grpc as pb_grpc
 from service.api.status import abort_with
 from service.audit import AuditLog, CallRecord, close_call, open_call
 from service.callers import Authenticator, Caller
@@ -106,15 +103,9 @@ class CallPipeline:
         self._stats = stats
         self._ids = _RequestIds()
 
-    def servicer(self, inner: pb_grpc.TokenServiceServicer) -> pb_grpc.TokenServiceServicer:
-        """A servicer whose every method is `inner`'s, wrapped; register this one."""
-        methods = pb.DESCRIPTOR.services_by_name["TokenService"].methods
-        wrapped = {
-            method.name: self.wrap(method.name, getattr(inner, method.name)) for method in methods
-        }
-        # The generated registration only reads each method by name: an object
-        # holding the wrapped ones is a servicer to it.
-        return cast(pb_grpc.TokenServiceServicer, SimpleNamespace(**wrapped))
+    def methods(self, inner: Mapping[str, Behavior]) -> dict[str, Behavior]:
+        """`inner`'s methods, each wrapped; register these."""
+        return {name: self.wrap(name, behavior) for name, behavior in inner.items()}
 
     def _identify(
         self, context: ServicerContext, metadata: grpc.aio.Metadata | None

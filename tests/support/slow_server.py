@@ -12,14 +12,16 @@ import os
 import sys
 
 from satchel.v1 import token_service_pb2 as pb
+from satchel.v1 import token_service_pb2_grpc as pb_grpc
 from service.api.server import build_server
-from service.api.servicer import ServicerContext, TokenService
+from service.api.servicer import ServicerContext
+from service.api.wire import typed_methods
 from service.config import ServerSettings
 
 log = logging.getLogger("slow_server")
 
 
-class SlowTokenService(TokenService):
+class SlowTokenService(pb_grpc.TokenServiceServicer):
     async def IssueToken(
         self, request: pb.IssueTokenRequest, context: ServicerContext
     ) -> pb.IssueTokenResponse:
@@ -30,7 +32,7 @@ class SlowTokenService(TokenService):
 
 async def main() -> None:
     settings = ServerSettings(listen="127.0.0.1:0", grace_seconds=10)
-    await build_server(settings, SlowTokenService()).serve_until_signalled()
+    await build_server(settings, typed_methods(SlowTokenService())).serve_until_signalled()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from support.scopes import make_scope
 
 from satchel.v1 import token_service_pb2 as pb
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
+from service.api import wire
 from service.api.pipeline import CallPipeline
 from service.api.servicer import TokenService
 from service.audit import AuditLog
@@ -36,7 +37,7 @@ async def observed() -> AsyncIterator[tuple[Metrics, pb_grpc.TokenServiceAsyncSt
     metrics = new_metrics()
     pipeline = CallPipeline(Authenticator({}), AuditLog(io.StringIO()), metrics.rpc)
     server = grpc.aio.server()
-    pb_grpc.add_TokenServiceServicer_to_server(pipeline.servicer(TokenService()), server)
+    wire.register(server, pipeline.methods(TokenService().methods()))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:

@@ -14,7 +14,9 @@ from prometheus_client import CollectorRegistry, Histogram
 
 from satchel.v1 import token_service_pb2 as pb
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
+from service.api import wire
 from service.api.pipeline import CallPipeline
+from service.api.wire import typed_methods
 from service.audit import AuditLog
 from service.callers import Authenticator
 from service.metrics import LATENCY_BUCKETS, new_metrics
@@ -35,7 +37,7 @@ async def served() -> AsyncIterator[tuple[pb_grpc.TokenServiceAsyncStub, io.Stri
     audit = AuditLog(lines)
     pipeline = CallPipeline(Authenticator({}), audit, metrics.rpc)
     server = grpc.aio.server()
-    pb_grpc.add_TokenServiceServicer_to_server(pipeline.servicer(_SetsACodeAndReturns()), server)
+    wire.register(server, pipeline.methods(typed_methods(_SetsACodeAndReturns())))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:

@@ -1,0 +1,92 @@
+"""TokenService at the wire: requests decoded by the servicer, answers reused while valid."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import grpc
+import pytest
+import pytest_asyncio
+from support.fakes import FakeClock, ScriptedSts
+from support.scopes import make_scope
+
+from satchel.v1 import token_service_pb2 as pb
+from satchel.v1 import token_service_pb2_grpc as pb_grpc
+from service.api import wire
+from service.api.servicer import TokenService
+from service.broker import CredentialBroker
+from service.budget import TokenBucket
+from service.config import CacheSettings
+
+
+@pytest_asyncio.fixture
+async def served() -> AsyncIterator[tuple[grpc.aio.Channel, FakeClock, ScriptedSts]]:
+    clock = FakeClock()
+    sts = ScriptedSts(clock, delay=0)
+    broker = CredentialBroker(sts, CacheSettings(), TokenBucket(50, burst=50), clock)
+    scope = make_scope()
+    server = grpc.aio.server()
+    wire.register(server, TokenService({scope.name: scope}, broker).methods())
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield channel, clock, sts
+    finally:
+        await server.stop(None)
+
+
+@pytest.mark.asyncio
+async def test_bytes_that_are_no_request_message_are_invalid_argument_naming_the_request(
+    served: Any,
+) -> None:
+    channel, _, sts = served
+    raw = channel.unary_unary("/satchel.v1.TokenService/IssueToken")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await raw(b"\x0a\xff\xff", timeout=5)  # a length that runs past the end
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details() == "request: is not a valid IssueTokenRequest message"
+    assert sts.calls == []
+
+
+@pytest.mark.asyncio
+async def test_a_repeated_request_gets_the_credentials_the_broker_holds_now(served: Any) -> None:
+    channel, clock, sts = served
+    stub = pb_grpc.TokenServiceStub(channel)
+    request = pb.IssueTokenRequest(player_id="p1", permissions=[pb.PERMISSION_READ])
+    first = await stub.IssueToken(request, timeout=5)
+    again = await stub.IssueToken(request, timeout=5)
+    assert again == first
+    assert len(sts.calls) == 1
+    # Too little life left to serve again: the broker mints, and the answer follows it.
+    clock.now += timedelta(seconds=3000)
+    renewed = await stub.IssueToken(request, timeout=5)
+    assert len(sts.calls) == 2
+    assert renewed.credentials.access_key_id == "STS.id2"
+    assert renewed.credentials.expiration.ToDatetime() > first.credentials.expiration.ToDatetime()
+    assert await stub.IssueToken(request, timeout=5) == renewed
+
+
+@pytest.mark.asyncio
+async def test_the_same_request_encoded_differently_is_served_alike(served: Any) -> None:
+    channel, _, sts = served
+    raw = channel.unary_unary("/satchel.v1.TokenService/IssueToken")
+    plain = pb.IssueTokenRequest(player_id="p1").SerializeToString()
+    # A field sent twice: protobuf keeps the last, so these bytes say player "p1" too.
+    repeated = pb.IssueTokenRequest(player_id="x").SerializeToString() + plain
+    answers = [
+        pb.IssueTokenResponse.FromString(await raw(data, timeout=5)) for data in (plain, repeated)
+    ]
+    assert answers[0] == answers[1]
+    assert answers[0].location.prefix == "players/p1/"
+    assert len(sts.calls) == 1
+
+
+@pytest.mark.asyncio
+async def test_registration_needs_every_method_of_the_service() -> None:
+    methods = TokenService().methods()
+    del methods["PresignObject"]
+    with pytest.raises(ValueError, match="PresignObject"):
+        wire.register(grpc.aio.server(), methods)
