@@ -65,7 +65,8 @@ def auth_settings(
         scopes={"dev": dev, "other": dataclasses.replace(dev, name="other", default=False)},
         callers={c.name: c for c in callers},
         limits=limits or LimitSettings(player_rate_per_second=0),
-        audit=AuditSettings(output=str(audit_file)),
+        # Lines written at once, so a test reads a call's line as soon as it ends.
+        audit=AuditSettings(output=str(audit_file), flush_ms=0),
         tls=tls or TlsSettings(),
     )
 

@@ -186,13 +186,15 @@ class _CountingStream(io.StringIO):
 
 
 @pytest.mark.asyncio
-async def test_allowed_lines_of_one_loop_turn_are_written_together_in_order() -> None:
+async def test_allowed_lines_are_written_together_in_order_after_the_flush_delay() -> None:
     stream = _CountingStream()
-    audit = AuditLog(stream, clock=lambda: NOW_NS)
-    for request_id in ("a", "b", "c"):
+    audit = AuditLog(stream, clock=lambda: NOW_NS, flush_after=0.05)
+    for request_id in ("a", "b"):
         audit.write(CallRecord(rpc="IssueToken", request_id=request_id), "OK")
-    assert stream.getvalue() == ""  # gathered until the turn ends
     await asyncio.sleep(0)
+    audit.write(CallRecord(rpc="IssueToken", request_id="c"), "OK")
+    assert stream.getvalue() == ""  # gathered across loop turns, until the delay ends
+    await asyncio.sleep(0.2)
     assert [json.loads(line)["request_id"] for line in stream.getvalue().splitlines()] == [
         "a",
         "b",
@@ -202,9 +204,36 @@ async def test_allowed_lines_of_one_loop_turn_are_written_together_in_order() ->
 
 
 @pytest.mark.asyncio
+async def test_a_full_batch_is_written_without_waiting() -> None:
+    stream = _CountingStream()
+    audit = AuditLog(stream, clock=lambda: NOW_NS, flush_after=60, max_pending=3)
+    for request_id in ("a", "b", "c", "d"):
+        audit.write(CallRecord(rpc="IssueToken", request_id=request_id), "OK")
+    assert [json.loads(line)["request_id"] for line in stream.getvalue().splitlines()] == [
+        "a",
+        "b",
+        "c",
+    ]
+    assert stream.writes == 1
+    audit.close()
+    assert stream.getvalue().splitlines()[-1] == stream.getvalue().splitlines()[3]
+
+
+@pytest.mark.asyncio
+async def test_with_flush_ms_0_every_line_is_written_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    audit = audit_log_from(AuditSettings(output=str(path), flush_ms=0))
+    try:
+        audit.write(CallRecord(rpc="IssueToken", request_id="a"), "OK")
+        assert json.loads(path.read_text())["request_id"] == "a"
+    finally:
+        audit.close()
+
+
+@pytest.mark.asyncio
 async def test_any_other_status_writes_at_once_after_what_was_gathered() -> None:
     stream = _CountingStream()
-    audit = AuditLog(stream, clock=lambda: NOW_NS)
+    audit = AuditLog(stream, clock=lambda: NOW_NS, flush_after=0.01)
     audit.write(CallRecord(rpc="IssueToken", request_id="allowed"), "OK")
     audit.write(CallRecord(rpc="IssueToken", request_id="refused"), "PERMISSION_DENIED")
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
@@ -212,8 +241,9 @@ async def test_any_other_status_writes_at_once_after_what_was_gathered() -> None
         ("allowed", "OK"),
         ("refused", "PERMISSION_DENIED"),
     ]
-    await asyncio.sleep(0)  # the scheduled flush finds nothing left to write
+    await asyncio.sleep(0.05)  # nothing is left for a later flush to write
     assert stream.getvalue().count("\n") == 2
+    assert stream.writes == 1
 
 
 @pytest.mark.asyncio
