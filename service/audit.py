@@ -132,34 +132,27 @@ class CallRecord:
 
         `time` is already formatted (UtcMillis). Every value is a string, a tuple of
         strings, a bool or null, so each is quoted by the json module's own (C)
-        string encoder and joined in a fixed order: this runs once per call.
+        string encoder and joined in a fixed order: this runs once per call. The
+        runs of fields that repeat from call to call (who called; what was asked;
+        what was handed out) are formatted once and reused.
         """
         q = _quote
         caller = self.caller
-        scope, player, method, key = self.scope, self.player, self.method, self.key
-        reason, permissions, from_cache = self.reason, self.permissions, self.from_cache
-        sts_request_id, access_key_id = self.sts_request_id, self.access_key_id
-        expiration = self.expiration
+        reason = self.reason
         return (
             f'{{"time":"{time}","request_id":{q(self.request_id)}'
             f',"rpc":{q(self.rpc)},"peer":{q(self.peer)}'
             + (
                 ',"caller":null,"auth":null,"credential":null'
                 if caller is None
-                else f',"caller":{q(caller.name)},"auth":{q(caller.via)}'
-                f',"credential":{q(caller.credential)}'
+                else _caller_fields(caller.name, caller.via, caller.credential)
             )
-            + f',"scope":{"null" if scope is None else q(scope)}'
-            f',"player":{"null" if player is None else q(player)}'
-            f',"permissions":{"null" if permissions is None else _json_list(permissions)}'
-            f',"method":{"null" if method is None else q(method)}'
-            f',"key":{"null" if key is None else q(key)}'
-            f',"outcome":"{_OUTCOMES.get(status, "failed")}","status":{q(status)}'
+            + _asked_fields(self.scope, self.player, self.permissions, self.method, self.key)
+            + f',"outcome":"{_OUTCOMES.get(status, "failed")}","status":{q(status)}'
             f',"reason":{"null" if reason is None else q(reason)}'
-            f',"sts_request_id":{"null" if sts_request_id is None else q(sts_request_id)}'
-            f',"access_key_id":{"null" if access_key_id is None else q(access_key_id)}'
-            f',"expiration":{"null" if expiration is None else q(expiration)}'
-            f',"from_cache":{"null" if from_cache is None else _BOOLS[from_cache]}}}'
+            + _granted_fields(
+                self.sts_request_id, self.access_key_id, self.expiration, self.from_cache
+            )
         )
 
 
@@ -167,10 +160,51 @@ class CallRecord:
 _quote = json.encoder.encode_basestring_ascii
 _BOOLS = {True: "true", False: "false"}
 _OUTCOMES = {"OK": "allowed"} | dict.fromkeys(_DENIED, "denied")
+# Distinct runs of fields kept formatted; a player asking again reuses them.
+_FIELD_RUNS_KEPT = 4096
 
 
 def _json_list(values: tuple[str, ...]) -> str:
     return "[" + ",".join(map(_quote, values)) + "]"
+
+
+def _json_text(value: str | None) -> str:
+    return "null" if value is None else _quote(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _caller_fields(name: str, via: str, credential: str) -> str:
+    return f',"caller":{_quote(name)},"auth":{_quote(via)},"credential":{_quote(credential)}'
+
+
+@functools.lru_cache(maxsize=_FIELD_RUNS_KEPT)
+def _asked_fields(
+    scope: str | None,
+    player: str | None,
+    permissions: tuple[str, ...] | None,
+    method: str | None,
+    key: str | None,
+) -> str:
+    return (
+        f',"scope":{_json_text(scope)},"player":{_json_text(player)}'
+        f',"permissions":{"null" if permissions is None else _json_list(permissions)}'
+        f',"method":{_json_text(method)},"key":{_json_text(key)}'
+    )
+
+
+@functools.lru_cache(maxsize=_FIELD_RUNS_KEPT)
+def _granted_fields(
+    sts_request_id: str | None,
+    access_key_id: str | None,
+    expiration: str | None,
+    from_cache: bool | None,
+) -> str:
+    return (
+        f',"sts_request_id":{_json_text(sts_request_id)}'
+        f',"access_key_id":{_json_text(access_key_id)}'
+        f',"expiration":{_json_text(expiration)}'
+        f',"from_cache":{"null" if from_cache is None else _BOOLS[from_cache]}}}'
+    )
 
 
 _CURRENT: contextvars.ContextVar[CallRecord | None] = contextvars.ContextVar(
