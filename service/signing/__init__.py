@@ -8,6 +8,7 @@ Values
     :class:`SignedHeaders`, :class:`PresignedUrl`, :class:`V4KeyCache`.
 OSS V1 / V4 (modules ``oss_v1``, ``oss_v4``; each has ``sign_header`` and ``presign``)
     :func:`presign_v1`, :func:`presign_v4`, :func:`sign_header_v1`, :func:`sign_header_v4`;
+    :func:`presign_object_v4` (presign_v4 of a plain object URL, without an OssRequest);
     the V4 steps ``oss_v4.canonical_request`` / ``string_to_sign`` / ``signature``.
 PostObject
     :class:`PostPolicyRequest`, :class:`PostForm`, :func:`post_form_v1`, :func:`post_form_v4`.
@@ -28,6 +29,7 @@ from .keys import SigningCredentials, V4KeyCache
 from .oss_v1 import presign as presign_v1
 from .oss_v1 import sign_header as sign_header_v1
 from .oss_v4 import presign as presign_v4
+from .oss_v4 import presign_object as presign_object_v4
 from .oss_v4 import sign_header as sign_header_v4
 from .post_policy import PostForm, PostPolicyRequest, post_form_v1, post_form_v4
 from .request import OssEndpoint, OssRequest, PresignedUrl, SignedHeaders
@@ -79,6 +81,7 @@ __all__ = [
     "parse_oss_query",
     "post_form_v1",
     "post_form_v4",
+    "presign_object_v4",
     "presign_v1",
     "presign_v4",
     "sign_acs3",

@@ -46,6 +46,8 @@ _VALID_BUCKETS: set[str] = set()  # a service signs for a handful of buckets: re
 
 def check_bucket(bucket: str) -> None:
     """Raise :class:`SigningError` unless ``bucket`` follows the OSS naming rules."""
+    if bucket in _VALID_BUCKETS:
+        return
     if not _BUCKET.fullmatch(bucket):
         raise SigningError(
             "bucket", "must be 3-63 of a-z, 0-9 and '-', starting and ending with a letter or digit"
@@ -112,7 +114,7 @@ class OssRequest:
     def __post_init__(self) -> None:
         if not self.method or not self.method.isupper():
             raise SigningError("method", "must be an upper-case HTTP method")
-        if self.bucket is not None and self.bucket not in _VALID_BUCKETS:
+        if self.bucket is not None:
             check_bucket(self.bucket)
         # object.__setattr__ only when normalising: this runs once per presign.
         key = check_object_key(self.key, required=False)
