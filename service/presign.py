@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from service.config import ScopeSettings
@@ -27,6 +28,7 @@ from service.signing import (
     V4KeyCache,
     post_form_v1,
     post_form_v4,
+    presign_object_v4,
     presign_v1,
     presign_v4,
 )
@@ -37,6 +39,7 @@ POST_SUCCESS_STATUS = "204"
 # their own when none is set (aiohttp, urllib, OkHttp). So a PUT always signs one,
 # and the response's headers tell the client exactly what to send.
 DEFAULT_PUT_CONTENT_TYPE = "application/octet-stream"
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +48,11 @@ class Presigned:
     method: Method
     headers: Mapping[str, str]
     form_fields: Mapping[str, str] = field(repr=False)
-    expiration: datetime
+    expires_at: int  # epoch seconds
+
+    @property
+    def expiration(self) -> datetime:
+        return _moment(self.expires_at)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -85,6 +92,24 @@ class Presigner:
             raise UpstreamUnavailable("presigning credentials are expiring and not yet renewed")
         if request.method is Method.POST:
             return self._post(request, signer.credentials, now, lifetime)
+        if scope.presign_signature == "v4" and not (
+            request.method is Method.PUT or request.forbid_overwrite
+        ):
+            # No header to sign: the plain URL, without building an OssRequest.
+            signed = presign_object_v4(
+                request.method.value,
+                scope.bucket,
+                request.key,
+                credentials=signer.credentials,
+                now=now,
+                expires=lifetime,
+                region=scope.region,
+                endpoint=self._endpoints[scope.name],
+                cache=self._v4_keys,
+            )
+            return Presigned(
+                signed.url, request.method, _NO_HEADERS, _NO_HEADERS, signed.expires_at
+            )
         headers: dict[str, str] = {}
         if request.method is Method.PUT:
             headers["Content-Type"] = request.content_type or DEFAULT_PUT_CONTENT_TYPE
@@ -109,8 +134,8 @@ class Presigner:
             url=signed.url,
             method=request.method,
             headers=dict(signed.signed_headers),
-            form_fields={},
-            expiration=_moment(signed.expires_at),
+            form_fields=_NO_HEADERS,
+            expires_at=signed.expires_at,
         )
 
     def _post(
@@ -143,7 +168,7 @@ class Presigner:
         return Presigned(
             url=form.url,
             method=Method.POST,
-            headers={},
+            headers=_NO_HEADERS,
             form_fields=fields,
-            expiration=_moment(form.expires_at),
+            expires_at=form.expires_at,
         )

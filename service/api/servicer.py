@@ -116,8 +116,15 @@ class _PreparedIssue:
 
 @dataclass(frozen=True, slots=True)
 class _PreparedPresign:
+    """A PresignObject request as validated, and the part of its answer that never changes.
+
+    `answer_tail` is the encoded method, key and location. Encoded protobuf messages
+    concatenate into their merge, so each answer is encoded as its URL, expiry and
+    headers followed by these bytes.
+    """
+
     request: PresignRequest
-    method: pb.HttpMethod.ValueType  # as asked, echoed in the response
+    answer_tail: bytes
 
 
 def _decoded(message_type: type[_Message], data: bytes) -> _Message:
@@ -160,8 +167,6 @@ class TokenService:
         self._prepared_presign = functools.lru_cache(maxsize=VALIDATIONS_KEPT)(
             self._prepare_presign
         )
-        # A player's folder, as sent in every response for it (copied into each).
-        self._location = functools.lru_cache(maxsize=VALIDATIONS_KEPT)(self._build_location)
 
     def methods(self) -> dict[str, WireBehavior]:
         return {"IssueToken": self.issue_token, "PresignObject": self.presign_object}
@@ -181,22 +186,25 @@ class TokenService:
     def _prepare_presign(self, data: bytes) -> _PreparedPresign:
         request = _decoded(pb.PresignObjectRequest, data)
         expires = _seconds(request.expires_in) if request.HasField("expires_in") else None
-        return _PreparedPresign(
-            validate_presign_request(
-                self._scopes,
-                scope_name=request.scope,
-                player_id=request.player_id,
-                key=request.key,
-                method=_METHODS.get(request.method),
-                expires_seconds=expires,
-                content_type=request.content_type,
-                max_size=request.max_size,
-                forbid_overwrite=request.forbid_overwrite,
-            ),
-            request.method,
+        validated = validate_presign_request(
+            self._scopes,
+            scope_name=request.scope,
+            player_id=request.player_id,
+            key=request.key,
+            method=_METHODS.get(request.method),
+            expires_seconds=expires,
+            content_type=request.content_type,
+            max_size=request.max_size,
+            forbid_overwrite=request.forbid_overwrite,
         )
+        tail = pb.PresignObjectResponse(
+            method=request.method,
+            key=validated.key,
+            location=self._location(validated.scope.name, validated.prefix),
+        )
+        return _PreparedPresign(validated, tail.SerializeToString())
 
-    def _build_location(self, scope_name: str, prefix: str) -> pb.StorageLocation:
+    def _location(self, scope_name: str, prefix: str) -> pb.StorageLocation:
         scope = self._scopes[scope_name]
         return pb.StorageLocation(
             bucket=scope.bucket, region=scope.region, endpoint=scope.endpoint, prefix=prefix
@@ -256,19 +264,15 @@ class TokenService:
         except SatchelError as error:
             await abort_with(context, error)
         call.handed_out(presigned.expiration)
-        response = pb.PresignObjectResponse(
-            url=presigned.url,
-            method=prepared.method,
-            expiration=_timestamp(presigned.expiration),
-            key=presign_request.key,
-            location=self._location(presign_request.scope.name, presign_request.prefix),
+        head = pb.PresignObjectResponse(
+            url=presigned.url, expiration=Timestamp(seconds=presigned.expires_at)
         )
         # Filling a map field goes through Python's MutableMapping.update: skip empty ones.
         if presigned.headers:
-            response.headers.update(presigned.headers)
+            head.headers.update(presigned.headers)
         if presigned.form_fields:
-            response.form_fields.update(presigned.form_fields)
-        return response.SerializeToString()
+            head.form_fields.update(presigned.form_fields)
+        return head.SerializeToString() + prepared.answer_tail
 
 
 async def _not_configured(context: ServicerContext, rpc: str) -> NoReturn:

@@ -18,6 +18,7 @@ from support.stack import Stack, running_stack
 from yarl import URL
 
 from satchel.v1 import token_service_pb2 as pb
+from service.emulator.accounts import DEV_BUCKET, DEV_REGION
 from service.emulator.faults import FaultPlan
 from service.emulator.runner import Emulator
 
@@ -66,10 +67,12 @@ async def test_put_get_head_delete_roundtrip(
     stack: Stack, http: aiohttp.ClientSession, key: str
 ) -> None:
     put = await presign(stack, key, pb.HTTP_METHOD_PUT)
-    assert put.key == f"players/p1/{key}"
+    assert (put.method, put.key) == (pb.HTTP_METHOD_PUT, f"players/p1/{key}")
     assert put.location.prefix == "players/p1/"
+    assert (put.location.bucket, put.location.region) == (DEV_BUCKET, DEV_REGION)
     assert (await call(http, "PUT", put.url, b"save-bytes", dict(put.headers)))[0] == 200
     get = await presign(stack, key, pb.HTTP_METHOD_GET)
+    assert (get.method, get.key, get.location) == (pb.HTTP_METHOD_GET, put.key, put.location)
     assert await call(http, "GET", get.url) == (200, b"save-bytes")
     head = await presign(stack, key, pb.HTTP_METHOD_HEAD)
     assert (await call(http, "HEAD", head.url))[0] == 200
