@@ -107,7 +107,7 @@ class CallRecord:
         if isinstance(request, TokenRequest):
             self.permissions = permission_names(request.permissions)
         else:
-            self.method = request.method.value
+            self.method = request.method
             self.key = request.key
 
     def handed_out(

@@ -97,7 +97,7 @@ class Presigner:
         ):
             # No header to sign: the plain URL, without building an OssRequest.
             signed = presign_object_v4(
-                request.method.value,
+                request.method,
                 scope.bucket,
                 request.key,
                 credentials=signer.credentials,
@@ -116,7 +116,7 @@ class Presigner:
         if request.forbid_overwrite:
             headers["x-oss-forbid-overwrite"] = "true"
         oss_request = OssRequest(
-            method=request.method.value,
+            method=request.method,
             bucket=scope.bucket,
             key=request.key,
             credentials=signer.credentials,

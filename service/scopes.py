@@ -167,7 +167,9 @@ def validate_token_request(
     )
 
 
-class Method(enum.Enum):
+class Method(enum.StrEnum):
+    """A member is a str of its own name: hot paths use it as is (Enum.value is a slow lookup)."""
+
     GET = "GET"
     PUT = "PUT"
     HEAD = "HEAD"
