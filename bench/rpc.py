@@ -3,7 +3,10 @@
 Satchel runs in one process as `satchel dev` wires it (server + broker + emulator); an echo
 server built by the same factory runs in another; load comes from separate client processes
 over loopback. Rounds are interleaved (echo, IssueToken, echo, PresignObject, ...) so that a
-load spike on a shared machine hits every contender alike; figures are medians of rounds.
+load spike on a shared machine hits every contender alike. Each ratio is the median over
+rounds of Satchel's round against the echo round just before it: a pair is measured within
+seconds, so drifts in the machine's load cancel within a pair instead of adding noise
+between medians taken apart. Absolute figures are medians of rounds.
 
 The server's CPU time per call is measured beside throughput: on a small machine the clients
 compete with the server for the same cores, which dilutes the measured ratio, and CPU per call
@@ -23,7 +26,7 @@ from typing import Any
 import grpc
 
 from bench import echo
-from bench.common import Row
+from bench.common import Row, median
 from bench.load import LoadPool, LoadSpec, median_of
 from bench.servers import ServerProcess, ServerSpec, stats_delta
 from satchel.v1 import token_service_pb2 as pb
@@ -35,8 +38,8 @@ TARGET_SHARE_OF_ECHO = 0.85
 
 @dataclass(frozen=True, slots=True)
 class RpcConfig:
-    repeats: int = 5
-    window_s: float = 2.0
+    repeats: int = 10
+    window_s: float = 1.0
     warmup_s: float = 0.5
     processes: int = 2
     concurrency: int = 16  # callers per client process
@@ -158,14 +161,18 @@ def _summarise(
     }
     ratios = {}
     for rpc, baseline in (("issue_token", "echo_issue_token"), ("presign", "echo_presign")):
-        ours, theirs = contenders[rpc], contenders[baseline]
-        ratios[f"{rpc}_rps_vs_echo"] = ours["rps"] / theirs["rps"] if theirs["rps"] else 0.0
+        pairs = list(zip(rounds[rpc], rounds[baseline], strict=True))
+        ratios[f"{rpc}_rps_vs_echo"] = median(
+            [ours["rps"] / theirs["rps"] for ours, theirs in pairs if theirs["rps"]]
+        )
         # The share of echo's throughput Satchel would reach if its server process were the
         # only bottleneck: what the measured ratio tends to when clients have cores of their own.
-        ratios[f"{rpc}_cpu_bound_vs_echo"] = (
-            theirs["server_cpu_us_per_call"] / ours["server_cpu_us_per_call"]
-            if ours["server_cpu_us_per_call"]
-            else 0.0
+        ratios[f"{rpc}_cpu_bound_vs_echo"] = median(
+            [
+                theirs["server_cpu_us_per_call"] / ours["server_cpu_us_per_call"]
+                for ours, theirs in pairs
+                if ours["server_cpu_us_per_call"]
+            ]
         )
     sts = {
         rpc: {
@@ -255,7 +262,9 @@ def describe(result: dict[str, Any]) -> list[str]:
     lines = [
         f"Load: {config['processes']} client processes x {config['concurrency']} concurrent "
         f"callers, {config['repeats']} interleaved rounds of {config['window_s']} s "
-        f"(+{config['warmup_s']} s warm-up) per contender, {config['players']} players.",
+        f"(+{config['warmup_s']} s warm-up) per contender, {config['players']} players. "
+        "Ratios are medians of per-round ratios (each Satchel round against the echo round "
+        "just before it); the table below gives medians of rounds.",
         f"Payloads (bytes, request/response): IssueToken {result['request_bytes']['IssueToken']}"
         f"/{result['response_bytes']['IssueToken']}, PresignObject "
         f"{result['request_bytes']['PresignObject']}/{result['response_bytes']['PresignObject']};"
