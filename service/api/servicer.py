@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
@@ -111,7 +111,7 @@ class _PreparedIssue:
 
     request: TokenRequest
     answered_with: TemporaryCredentials | None = None
-    answer: bytes = b""
+    answer: bytes = field(default=b"", repr=False)  # carries the secret and the token
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,10 +15,11 @@ from support.scopes import make_scope
 from satchel.v1 import token_service_pb2 as pb
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
 from service.api import wire
-from service.api.servicer import TokenService
+from service.api.servicer import TokenService, _PreparedIssue
 from service.broker import CredentialBroker
 from service.budget import TokenBucket
 from service.config import CacheSettings
+from service.scopes import Permission, TokenRequest
 
 
 @pytest_asyncio.fixture
@@ -67,6 +68,18 @@ async def test_a_repeated_request_gets_the_credentials_the_broker_holds_now(serv
     assert renewed.credentials.access_key_id == "STS.id2"
     assert renewed.credentials.expiration.ToDatetime() > first.credentials.expiration.ToDatetime()
     assert await stub.IssueToken(request, timeout=5) == renewed
+
+
+@pytest.mark.asyncio
+async def test_a_kept_answer_never_shows_its_secrets(served: Any) -> None:
+    channel, _, _ = served
+    stub = pb_grpc.TokenServiceStub(channel)
+    answer = await stub.IssueToken(pb.IssueTokenRequest(player_id="p1"), timeout=5)
+    secret, token = answer.credentials.access_key_secret, answer.credentials.security_token
+    request = TokenRequest(make_scope(), "p1", "players/p1/", frozenset({Permission.READ}), 3600)
+    kept = _PreparedIssue(request, answer=answer.SerializeToString())
+    assert secret not in repr(kept)
+    assert token not in repr(kept)
 
 
 @pytest.mark.asyncio
