@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -66,9 +66,10 @@ class PostForm:
     """``fields`` to send as multipart form fields (before the ``file`` field)."""
 
     url: str | None
-    fields: Mapping[str, str]
-    policy: str  # the Base64 text that was signed
-    policy_document: Mapping[str, Any]
+    # These carry the signature or the security token (the policy names it): not in reprs.
+    fields: Mapping[str, str] = field(repr=False)
+    policy: str = field(repr=False)  # the Base64 text that was signed
+    policy_document: Mapping[str, Any] = field(repr=False)
     expires_at: int
 
 

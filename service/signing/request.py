@@ -159,6 +159,10 @@ class SignedHeaders(NamedTuple):
     string_to_sign: str
     canonical_request: str | None = None  # V4 only
 
+    def __repr__(self) -> str:
+        # The values carry the signature and the security token: names only.
+        return f"SignedHeaders(headers={sorted(self.headers)})"
+
 
 class PresignedUrl(NamedTuple):
     """Query signing output. ``signed_headers`` must be sent exactly as signed.
@@ -172,3 +176,7 @@ class PresignedUrl(NamedTuple):
     expires_at: int  # epoch seconds
     signed_headers: Mapping[str, str]
     string_to_sign: str
+
+    def __repr__(self) -> str:
+        # The URL's query carries the signature and the security token.
+        return f"PresignedUrl(method={self.method!r}, expires_at={self.expires_at})"

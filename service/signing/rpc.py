@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from .encoding import pct, pct_path
@@ -73,10 +73,11 @@ class RpcRequest:
 class RpcSigned:
     """``query`` (sorted, ``Signature`` last) and ``body`` are ready to send as they are."""
 
-    query: str
-    body: str
-    string_to_sign: str
-    signature: str
+    # Each carries the signature or the security token: none is shown in reprs.
+    query: str = field(repr=False)
+    body: str = field(repr=False)
+    string_to_sign: str = field(repr=False)
+    signature: str = field(repr=False)
 
 
 def rpc_encode(params: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -157,10 +158,11 @@ class Acs3Request:
 
 @dataclass(frozen=True)
 class Acs3Signed:
-    headers: Mapping[str, str]
-    canonical_request: str
+    # The signature, and the security token among the signed headers: not in reprs.
+    headers: Mapping[str, str] = field(repr=False)
+    canonical_request: str = field(repr=False)
     string_to_sign: str
-    signature: str
+    signature: str = field(repr=False)
 
 
 def acs3_signed_header_names(lower_headers: Mapping[str, str]) -> list[str]:

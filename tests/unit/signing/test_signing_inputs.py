@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from service.signing import (
+    Acs3Request,
     OssEndpoint,
     OssRequest,
     PostPolicyRequest,
@@ -27,6 +28,7 @@ from service.signing import (
     presign_object_v4,
     presign_v1,
     presign_v4,
+    sign_acs3,
     sign_header_v4,
     sign_rpc,
 )
@@ -203,6 +205,26 @@ def test_bad_post_policy(kw: dict[str, Any], field: str) -> None:
 def test_secrets_stay_out_of_reprs() -> None:
     for text in (repr(CREDS), str(CREDS), repr(_req()), repr(presign_v4(_req()))):
         assert SECRET not in text
+    presigned = presign_v4(_req())
+    signature = presigned.url.rsplit("x-oss-signature=", 1)[1]
+    headers = sign_header_v4(_req())
+    authorization = headers.headers["authorization"]
+    form = post_form_v4(PostPolicyRequest("bkt", CREDS, NOW, 60, key="k", region="cn-hangzhou"))
+    rpc = sign_rpc(
+        RpcRequest("GET", "AssumeRole", "2015-04-01", credentials=CREDS, timestamp=NOW, nonce="n")
+    )
+    acs3 = sign_acs3(
+        Acs3Request("POST", "sts.example", "AssumeRole", "2015-04-01", CREDS, NOW, "n")
+    )
+    for output, secrets in (
+        (presigned, (signature, CREDS.encoded_security_token)),
+        (headers, (authorization, TOKEN)),
+        (form, (form.fields["x-oss-signature"], TOKEN)),
+        (rpc, (rpc.signature, TOKEN)),
+        (acs3, (acs3.signature, TOKEN)),
+    ):
+        for secret in secrets:
+            assert secret not in repr(output)
     assert TOKEN not in repr(CREDS)
     assert TOKEN not in repr(_req())
     assert CREDS.encoded_security_token == TOKEN  # memoised, still not in repr
