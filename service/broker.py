@@ -124,6 +124,20 @@ Flight = asyncio.Future[tuple[AssumeRoleResult, bool]]
 
 
 @dataclass(frozen=True, slots=True)
+class CachePlan:
+    """What the broker works out from a request before it looks in its cache.
+
+    A pure function of the request and the broker's settings, so a caller that sees
+    the same request again (the servicer keeps validated requests) keeps its plan.
+    """
+
+    request: TokenRequest
+    policy: str  # the session policy, size-checked
+    key: CacheKey
+    needed_seconds: float  # the life a cached credential must have left to be served
+
+
+@dataclass(frozen=True, slots=True)
 class _Entry:
     result: AssumeRoleResult
     # When it was minted here or last confirmed with the shared tier.
@@ -185,16 +199,30 @@ class CredentialBroker:
     def __len__(self) -> int:
         return len(self._cache)
 
-    def cached(self, request: TokenRequest) -> IssuedCredentials | None:
+    def plan(self, request: TokenRequest) -> CachePlan:
+        """The request's session policy, cache key, and the life a hit must have left."""
+        scope = request.scope
+        # Built (and size-checked) before any STS call: too large fails closed here.
+        policy, digest = player_session_policy(
+            scope.bucket, request.prefix, request.permissions, scope.policy_max_chars
+        )
+        needed = max(
+            float(self._settings.min_remaining_seconds),
+            self._settings.min_remaining_share * request.ttl_seconds,
+        )
+        key: CacheKey = (scope.name, request.player_id, request.permissions, digest)
+        return CachePlan(request, policy, key, needed)
+
+    def cached(self, plan: CachePlan) -> IssuedCredentials | None:
         """A hit from this process's cache, or None: never waits, never counts a miss."""
-        _, key, needed = self._lookup(request)
-        return self._served(self._fresh(key, needed))
+        return self._served(self._fresh(plan.key, plan.needed_seconds))
 
     async def credentials_for(
-        self, request: TokenRequest, *, deadline: float | None
+        self, request: TokenRequest | CachePlan, *, deadline: float | None
     ) -> IssuedCredentials:
-        """Credentials for a validated request, by `deadline` (event-loop time, or None)."""
-        policy, key, needed = self._lookup(request)
+        """Credentials for a validated request (or its plan), by `deadline` (event-loop time)."""
+        plan = request if isinstance(request, CachePlan) else self.plan(request)
+        request, policy, key, needed = plan.request, plan.policy, plan.key, plan.needed_seconds
         fresh = self._fresh(key, needed)
         hit = self._served(fresh)
         if hit is not None:
@@ -227,20 +255,6 @@ class CredentialBroker:
             # Only possible when STS grants less than asked (a role's MaxSessionDuration).
             raise UpstreamUnavailable("STS returned credentials shorter-lived than required")
         return IssuedCredentials(result.credentials, result.request_id, from_cache=not minted)
-
-    def _lookup(self, request: TokenRequest) -> tuple[str, CacheKey, float]:
-        """The request's session policy, cache key, and the life a hit must have left."""
-        scope = request.scope
-        # Built (and size-checked) before any STS call: too large fails closed here.
-        policy, digest = player_session_policy(
-            scope.bucket, request.prefix, request.permissions, scope.policy_max_chars
-        )
-        key: CacheKey = (scope.name, request.player_id, request.permissions, digest)
-        needed = max(
-            float(self._settings.min_remaining_seconds),
-            self._settings.min_remaining_share * request.ttl_seconds,
-        )
-        return policy, key, needed
 
     def _served(self, fresh: _Entry | None) -> IssuedCredentials | None:
         """What a fresh entry answers, unless it must first be checked with the shared tier."""

@@ -25,10 +25,10 @@ from service.admission import Admission
 from service.api.status import abort_with
 from service.api.wire import WireBehavior
 from service.audit import current_call
-from service.broker import CredentialBroker
+from service.broker import CachePlan, CredentialBroker
 from service.config import ScopeSettings
 from service.credentials import TemporaryCredentials
-from service.errors import InvalidArgument, SatchelError
+from service.errors import InternalFault, InvalidArgument, SatchelError
 from service.presign import Presigner
 from service.scopes import (
     Method,
@@ -109,7 +109,7 @@ class _PreparedIssue:
     broker serves the same credentials object the same bytes go out again.
     """
 
-    request: TokenRequest
+    plan: CachePlan  # the validated request, and what the broker derives from it
     answered_with: TemporaryCredentials | None = None
     answer: bytes = field(default=b"", repr=False)  # carries the secret and the token
 
@@ -172,16 +172,17 @@ class TokenService:
         return {"IssueToken": self.issue_token, "PresignObject": self.presign_object}
 
     def _prepare_issue(self, data: bytes) -> _PreparedIssue:
+        if self._broker is None:  # issue_token answers FAILED_PRECONDITION before this
+            raise InternalFault("IssueToken prepared without a broker")
         request = _decoded(pb.IssueTokenRequest, data)
-        return _PreparedIssue(
-            validate_token_request(
-                self._scopes,
-                scope_name=request.scope,
-                player_id=request.player_id,
-                permissions=permissions_from_proto(request.permissions),
-                ttl_seconds=_seconds(request.ttl) if request.HasField("ttl") else None,
-            )
+        validated = validate_token_request(
+            self._scopes,
+            scope_name=request.scope,
+            player_id=request.player_id,
+            permissions=permissions_from_proto(request.permissions),
+            ttl_seconds=_seconds(request.ttl) if request.HasField("ttl") else None,
         )
+        return _PreparedIssue(self._broker.plan(validated))
 
     def _prepare_presign(self, data: bytes) -> _PreparedPresign:
         request = _decoded(pb.PresignObjectRequest, data)
@@ -220,11 +221,11 @@ class TokenService:
         call = current_call()
         try:
             prepared = self._prepared_issue(data)
-            token_request = prepared.request
-            self._admission.admit(call, token_request)
+            plan = prepared.plan
+            self._admission.admit(call, plan.request)
             # A hit is answered at once; only a miss needs the caller's deadline.
-            issued = self._broker.cached(token_request) or await self._broker.credentials_for(
-                token_request, deadline=deadline_of(context, self._max_deadline_seconds)
+            issued = self._broker.cached(plan) or await self._broker.credentials_for(
+                plan, deadline=deadline_of(context, self._max_deadline_seconds)
             )
         except SatchelError as error:
             await abort_with(context, error)
@@ -236,7 +237,7 @@ class TokenService:
             from_cache=issued.from_cache,
         )
         if prepared.answered_with is not credentials:
-            prepared.answer = self._issue_response(credentials, token_request)
+            prepared.answer = self._issue_response(credentials, plan.request)
             prepared.answered_with = credentials
         return prepared.answer
 

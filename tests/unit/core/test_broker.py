@@ -102,16 +102,16 @@ async def test_cached_answers_only_a_fresh_hit_and_never_calls_sts() -> None:
     clock = FakeClock()
     sts = ScriptedSts(clock)
     broker = make_broker(sts, clock)
-    assert broker.cached(token_request()) is None  # cold: no STS call, no miss counted
+    assert broker.cached(broker.plan(token_request())) is None  # cold: no STS call, no miss counted
     assert (len(sts.calls), broker.stats.misses) == (0, 0)
     minted = await broker.credentials_for(token_request(), deadline=soon())
-    hit = broker.cached(token_request())
+    hit = broker.cached(broker.plan(token_request()))
     assert hit is not None
     assert hit.from_cache
     assert hit.credentials == minted.credentials
-    assert broker.cached(token_request("p2")) is None
+    assert broker.cached(broker.plan(token_request("p2"))) is None
     clock.now += timedelta(seconds=1801)  # 1799 s left: too little for a 3600 s ask
-    assert broker.cached(token_request()) is None
+    assert broker.cached(broker.plan(token_request())) is None
     assert (len(sts.calls), broker.stats.hits) == (1, 1)
 
 
@@ -124,8 +124,8 @@ async def test_the_wall_clock_broker_serves_hits_by_the_same_rule() -> None:
     broker = CredentialBroker(sts, CacheSettings(min_remaining_share=0.5), TokenBucket(1000))
     sts.grant = 1000  # 1000 s of life: enough for a 900 s ask (needs 450 s)
     await broker.credentials_for(token_request(ttl=900), deadline=soon())
-    assert broker.cached(token_request(ttl=900)) is not None
-    assert broker.cached(token_request(ttl=3600)) is None  # needs 1800 s
+    assert broker.cached(broker.plan(token_request(ttl=900))) is not None
+    assert broker.cached(broker.plan(token_request(ttl=3600))) is None  # needs 1800 s
     assert len(sts.calls) == 1
 
 
