@@ -3,9 +3,6 @@
 grpc decodes and encodes nothing here; the servicer does (see TokenService),
 which lets it recognise a repeated request by its bytes. Clients see no
 difference: the wire format is the proto's, and reflection describes it.
-
-`typed_methods` adapts a servicer written against the generated interface
-(messages in, messages out), such as a test double, to the same registration.
 """
 
 from __future__ import annotations
@@ -16,7 +13,6 @@ from typing import Any
 import grpc
 
 from satchel.v1 import token_service_pb2 as pb
-from satchel.v1 import token_service_pb2_grpc as pb_grpc
 
 ServicerContext = grpc.aio.ServicerContext[Any, Any]
 WireBehavior = Callable[[bytes, ServicerContext], Awaitable[bytes]]
@@ -39,22 +35,3 @@ def register(server: grpc.aio.Server, methods: Mapping[str, WireBehavior]) -> No
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     # As the generated registration does: grpc core then matches these paths itself.
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
-
-
-def typed_methods(servicer: pb_grpc.TokenServiceServicer) -> dict[str, WireBehavior]:
-    """A servicer of the generated interface, as wire methods."""
-    return {
-        name: _typed(getattr(servicer, name), getattr(pb, method.input_type.name))
-        for name, method in _SERVICE.methods_by_name.items()
-    }
-
-
-def _typed(
-    behavior: Callable[[Any, ServicerContext], Awaitable[Any]], request_type: Any
-) -> WireBehavior:
-    async def on_the_wire(data: bytes, context: ServicerContext) -> bytes:
-        answer = await behavior(request_type.FromString(data), context)
-        encoded: bytes = answer.SerializeToString()
-        return encoded
-
-    return on_the_wire

@@ -8,13 +8,12 @@ from types import SimpleNamespace
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from support.slow_server import SlowTokenService
+from support.slow_server import slow_methods
 
 from satchel.v1 import token_service_pb2 as pb
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
 from service.api.server import _channel_options, build_server
 from service.api.servicer import deadline_of
-from service.api.wire import typed_methods
 from service.config import ServerSettings
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -34,7 +33,7 @@ async def test_calls_beyond_the_concurrency_cap_are_refused_at_once(monkeypatch)
     monkeypatch.setenv("SLOW_SECONDS", "1.5")
     built = build_server(
         ServerSettings(listen="127.0.0.1:0", max_concurrent_rpcs=1),
-        typed_methods(SlowTokenService()),
+        slow_methods(),
     )
     await built.start()
     try:

@@ -12,27 +12,29 @@ import os
 import sys
 
 from satchel.v1 import token_service_pb2 as pb
-from satchel.v1 import token_service_pb2_grpc as pb_grpc
 from service.api.server import build_server
-from service.api.servicer import ServicerContext
-from service.api.wire import typed_methods
+from service.api.servicer import ServicerContext, TokenService
+from service.api.wire import WireBehavior
 from service.config import ServerSettings
 
 log = logging.getLogger("slow_server")
 
 
-class SlowTokenService(pb_grpc.TokenServiceServicer):
-    async def IssueToken(
-        self, request: pb.IssueTokenRequest, context: ServicerContext
-    ) -> pb.IssueTokenResponse:
-        log.info("in flight: IssueToken for %s", request.player_id)
-        await asyncio.sleep(float(os.environ.get("SLOW_SECONDS", "2")))
-        return pb.IssueTokenResponse(permissions=request.permissions)
+async def slow_issue_token(data: bytes, context: ServicerContext) -> bytes:
+    request = pb.IssueTokenRequest.FromString(data)
+    log.info("in flight: IssueToken for %s", request.player_id)
+    await asyncio.sleep(float(os.environ.get("SLOW_SECONDS", "2")))
+    return pb.IssueTokenResponse(permissions=request.permissions).SerializeToString()
+
+
+def slow_methods() -> dict[str, WireBehavior]:
+    """TokenService's methods with a slow IssueToken (PresignObject as an unconfigured server's)."""
+    return {**TokenService().methods(), "IssueToken": slow_issue_token}
 
 
 async def main() -> None:
     settings = ServerSettings(listen="127.0.0.1:0", grace_seconds=10)
-    await build_server(settings, typed_methods(SlowTokenService())).serve_until_signalled()
+    await build_server(settings, slow_methods()).serve_until_signalled()
 
 
 if __name__ == "__main__":
