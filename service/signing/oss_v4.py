@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from .encoding import check_object_key, pct, pct_path, sorted_pairs
@@ -128,17 +129,16 @@ def presign(req: OssRequest, cache: V4KeyCache | None = None) -> PresignedUrl:
     request's optional parts cost nothing when absent.
     """
     if not (req.query or req.headers or req.additional_headers) and req.bucket:
-        return _plain(
+        plain = _object_url(
             req.method,
             req.bucket,
             req.object_key(),
-            creds=req.credentials,
-            now=req.now,
-            expires=req.expires,
             region=req.v4_region(),
             endpoint=req.endpoint,
             product=req.product,
-            cache=cache,
+        )
+        return presign_url(
+            plain, credentials=req.credentials, now=req.now, expires=req.expires, cache=cache
         )
     path = pct_path(req.object_key())
     expires = req.expires
@@ -151,6 +151,96 @@ def presign(req: OssRequest, cache: V4KeyCache | None = None) -> PresignedUrl:
     to_sign = string_to_sign(stamp, key.scope, canonical)
     url = f"{req.url_encoded(path)}{url_query}&x-oss-signature={signature(key, to_sign)}"
     return PresignedUrl(url, req.method, epoch + expires, signed, to_sign)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectUrl:
+    """A plain object URL (no parameters, no headers to sign), ready to presign again and again.
+
+    Everything that depends only on the method, bucket, key, region and endpoint is
+    worked out (and checked) once, by :func:`object_url`; what is left per URL is the
+    time, the credential and the two hashes (:func:`presign_url`). A server keeps one per
+    request it sees repeated. It holds no secret.
+    """
+
+    method: str
+    region: str
+    product: str
+    canonical_head: str  # METHOD \n /bucket/encoded-key \n
+    url_head: str  # scheme://host/encoded-key?x-oss-signature-version=..&x-oss-date=
+
+
+def object_url(
+    method: str, bucket: str, key: str, *, region: str, endpoint: OssEndpoint
+) -> ObjectUrl:
+    """The plain URL of ``key`` to presign, its arguments checked as an OssRequest would."""
+    if not method or not method.isupper():
+        raise SigningError("method", "must be an upper-case HTTP method")
+    check_bucket(bucket)
+    checked = check_object_key(key, required=True)
+    assert checked is not None  # required=True raises instead
+    if not region:
+        raise SigningError("region", "is required for OSS V4 signatures")
+    return _object_url(method, bucket, checked, region=region, endpoint=endpoint, product="oss")
+
+
+def _object_url(
+    method: str,
+    bucket: str,
+    key: str,
+    *,
+    region: str,
+    endpoint: OssEndpoint | None,
+    product: str,
+) -> ObjectUrl:
+    if endpoint is None:
+        raise SigningError("endpoint", "is required to build a URL")
+    path = pct_path(key)
+    return ObjectUrl(
+        method=method,
+        region=region,
+        product=product,
+        canonical_head=f"{method}\n/{bucket}/{path}\n",
+        url_head=(
+            f"{endpoint.url_encoded(bucket, path)}?x-oss-signature-version={ALGORITHM}&x-oss-date="
+        ),
+    )
+
+
+def presign_url(
+    url: ObjectUrl,
+    *,
+    credentials: SigningCredentials,
+    now: datetime,
+    expires: int,
+    cache: V4KeyCache | None = None,
+) -> PresignedUrl:
+    """:func:`presign` of a plain object URL: the same bytes, as two plain strings.
+
+    Parameters in sorted order in the canonical request, in alibabacloud-oss-v2's order
+    in the URL. test_v4_presign_fast_path_equals_general_path holds the two paths together.
+    """
+    if type(expires) is not int or not 1 <= expires <= MAX_EXPIRES:
+        check_expires(expires)  # raises the SigningError
+    epoch, stamp = epoch_and_stamp(utc(now))
+    signing = v4_cache(cache).get(credentials, stamp[:8], url.region, url.product)
+    token = credentials.encoded_security_token
+    token = f"&x-oss-security-token={token}" if token else ""
+    credential = signing.encoded_credential
+    canonical = (
+        f"{url.canonical_head}x-oss-credential={credential}"
+        f"&x-oss-date={stamp}&x-oss-expires={expires}{token}"
+        f"&x-oss-signature-version={ALGORITHM}\n\n\n{UNSIGNED_PAYLOAD}"
+    )
+    to_sign = string_to_sign(stamp, signing.scope, canonical)
+    return PresignedUrl(
+        f"{url.url_head}{stamp}&x-oss-expires={expires}&x-oss-credential={credential}{token}"
+        f"&x-oss-signature={signature(signing, to_sign)}",
+        url.method,
+        epoch + expires,
+        {},
+        to_sign,
+    )
 
 
 def presign_object(
@@ -170,70 +260,8 @@ def presign_object(
     The same URL as ``presign(OssRequest(...))`` for the same arguments, without building
     and checking an OssRequest per URL (the arguments are checked here, as it would).
     """
-    if not method or not method.isupper():
-        raise SigningError("method", "must be an upper-case HTTP method")
-    check_bucket(bucket)
-    checked = check_object_key(key, required=True)
-    assert checked is not None  # required=True raises instead
-    if not region:
-        raise SigningError("region", "is required for OSS V4 signatures")
-    return _plain(
-        method,
-        bucket,
-        checked,
-        creds=credentials,
-        now=utc(now),
-        expires=expires,
-        region=region,
-        endpoint=endpoint,
-        product="oss",
-        cache=cache,
-    )
-
-
-def _plain(
-    method: str,
-    bucket: str,
-    key: str,
-    *,
-    creds: SigningCredentials,
-    now: datetime,
-    expires: int,
-    region: str,
-    endpoint: OssEndpoint | None,
-    product: str,
-    cache: V4KeyCache | None,
-) -> PresignedUrl:
-    """An object URL with no parameters and no headers, as two plain strings.
-
-    The same bytes as _general_parts() at a fraction of the cost; parameters in sorted
-    order in the canonical request, in alibabacloud-oss-v2's order in the URL.
-    test_v4_presign_fast_path_equals_general_path holds the two paths together.
-    """
-    if endpoint is None:
-        raise SigningError("endpoint", "is required to build a URL")
-    if type(expires) is not int or not 1 <= expires <= MAX_EXPIRES:
-        check_expires(expires)  # raises the SigningError
-    path = pct_path(key)
-    epoch, stamp = epoch_and_stamp(now)
-    signing = v4_cache(cache).get(creds, stamp[:8], region, product)
-    token = creds.encoded_security_token
-    token = f"&x-oss-security-token={token}" if token else ""
-    canonical = (
-        f"{method}\n/{bucket}/{path}\nx-oss-credential={signing.encoded_credential}"
-        f"&x-oss-date={stamp}&x-oss-expires={expires}{token}"
-        f"&x-oss-signature-version={ALGORITHM}\n\n\n{UNSIGNED_PAYLOAD}"
-    )
-    url_query = (
-        f"x-oss-signature-version={ALGORITHM}&x-oss-date={stamp}"
-        f"&x-oss-expires={expires}&x-oss-credential={signing.encoded_credential}{token}"
-    )
-    to_sign = string_to_sign(stamp, signing.scope, canonical)
-    url = (
-        f"{endpoint.url_encoded(bucket, path)}?{url_query}"
-        f"&x-oss-signature={signature(signing, to_sign)}"
-    )
-    return PresignedUrl(url, method, epoch + expires, {}, to_sign)
+    url = object_url(method, bucket, key, region=region, endpoint=endpoint)
+    return presign_url(url, credentials=credentials, now=now, expires=expires, cache=cache)
 
 
 def _general_parts(

@@ -24,8 +24,10 @@ from service.signing import (
     SigningCredentials,
     SigningError,
     V4KeyCache,
+    object_url_v4,
     post_form_v4,
     presign_object_v4,
+    presign_url_v4,
     presign_v1,
     presign_v4,
     sign_acs3,
@@ -315,6 +317,16 @@ def test_presign_object_equals_presign_of_the_same_request(
         endpoint=endpoint,
     )
     assert plain == presign_v4(request)
+
+
+def test_an_object_url_signs_again_as_a_fresh_presign_would() -> None:
+    endpoint = OssEndpoint("oss-cn-hangzhou.aliyuncs.com")
+    url = object_url_v4("GET", "bkt", "players/p1/a b.bin", region="cn-hangzhou", endpoint=endpoint)
+    for shift, creds in ((0, CREDS), (86_400 + 5, SigningCredentials("AKID2", "other", None))):
+        now = NOW + timedelta(seconds=shift)
+        again = presign_url_v4(url, credentials=creds, now=now, expires=60)
+        request = _req(key="players/p1/a b.bin", credentials=creds, now=now, expires=60)
+        assert again == presign_v4(dataclasses.replace(request, endpoint=endpoint))
 
 
 @pytest.mark.parametrize(
