@@ -10,9 +10,10 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from service.config import ScopeSettings
@@ -21,14 +22,16 @@ from service.errors import UpstreamUnavailable
 from service.scopes import Method, PresignRequest
 from service.signer import Signers
 from service.signing import (
+    ObjectUrl,
     OssEndpoint,
     OssRequest,
     PostPolicyRequest,
     SigningCredentials,
     V4KeyCache,
+    object_url_v4,
     post_form_v1,
     post_form_v4,
-    presign_object_v4,
+    presign_url_v4,
     presign_v1,
     presign_v4,
 )
@@ -40,19 +43,48 @@ POST_SUCCESS_STATUS = "204"
 # and the response's headers tell the client exactly what to send.
 DEFAULT_PUT_CONTENT_TYPE = "application/octet-stream"
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+# Signed with nothing but the object (a PUT signs its Content-Type, and forbid_overwrite
+# its header, so those are not plain; PresignRequest only sets forbid_overwrite on writes).
+_PLAIN_URL_METHODS = frozenset((Method.GET, Method.HEAD, Method.DELETE))
 
 
-@dataclass(frozen=True, slots=True)
-class Presigned:
-    url: str = field(repr=False)  # carries a signature and a security token
+class Presigned(NamedTuple):
+    """A URL or POST form, and when it stops working.
+
+    A NamedTuple rather than a frozen dataclass: as immutable, and cheaper to build
+    once per PresignObject call.
+    """
+
+    url: str  # carries a signature and a security token
     method: Method
     headers: Mapping[str, str]
-    form_fields: Mapping[str, str] = field(repr=False)
+    form_fields: Mapping[str, str]
     expires_at: int  # epoch seconds
 
     @property
     def expiration(self) -> datetime:
         return _moment(self.expires_at)
+
+    def __repr__(self) -> str:
+        # The URL and the form fields carry the signature and the security token.
+        return (
+            f"Presigned(method={self.method!r}, headers={dict(self.headers)!r}, "
+            f"expires_at={self.expires_at})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PresignPlan:
+    """A validated request, and the part of its signing that never changes.
+
+    For a URL with nothing but the object to sign (V4 GET, HEAD, DELETE), that is
+    the URL made ready: its encoded key, host and canonical request's head. The
+    servicer keeps a plan with each request it sees repeated, so a player asking
+    again is signed without encoding and checking the key again.
+    """
+
+    request: PresignRequest
+    object_url: ObjectUrl | None = None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -80,7 +112,24 @@ class Presigner:
     def ready(self) -> bool:
         return self._signers.ready
 
-    def presign(self, request: PresignRequest) -> Presigned:
+    def plan(self, request: PresignRequest) -> PresignPlan:
+        scope = request.scope
+        plain = request.method in _PLAIN_URL_METHODS and not request.forbid_overwrite
+        if scope.presign_signature == "v4" and plain:
+            # No header to sign: the plain URL, made ready once.
+            url = object_url_v4(
+                request.method,
+                scope.bucket,
+                request.key,
+                region=scope.region,
+                endpoint=self._endpoints[scope.name],
+            )
+            return PresignPlan(request, url)
+        return PresignPlan(request)
+
+    def presign(self, request: PresignRequest | PresignPlan) -> Presigned:
+        plan = request if isinstance(request, PresignPlan) else self.plan(request)
+        request = plan.request
         scope = request.scope
         signer = self._signers.for_scope(scope.name)
         now = self._clock()
@@ -90,26 +139,19 @@ class Presigner:
             lifetime = min(lifetime, math.floor(usable))
         if lifetime < 1:
             raise UpstreamUnavailable("presigning credentials are expiring and not yet renewed")
-        if request.method is Method.POST:
-            return self._post(request, signer.credentials, now, lifetime)
-        if scope.presign_signature == "v4" and not (
-            request.method is Method.PUT or request.forbid_overwrite
-        ):
-            # No header to sign: the plain URL, without building an OssRequest.
-            signed = presign_object_v4(
-                request.method,
-                scope.bucket,
-                request.key,
+        if plan.object_url is not None:
+            signed = presign_url_v4(
+                plan.object_url,
                 credentials=signer.credentials,
                 now=now,
                 expires=lifetime,
-                region=scope.region,
-                endpoint=self._endpoints[scope.name],
                 cache=self._v4_keys,
             )
             return Presigned(
                 signed.url, request.method, _NO_HEADERS, _NO_HEADERS, signed.expires_at
             )
+        if request.method is Method.POST:
+            return self._post(request, signer.credentials, now, lifetime)
         headers: dict[str, str] = {}
         if request.method is Method.PUT:
             headers["Content-Type"] = request.content_type or DEFAULT_PUT_CONTENT_TYPE

@@ -29,11 +29,10 @@ from service.broker import CachePlan, CredentialBroker
 from service.config import ScopeSettings
 from service.credentials import TemporaryCredentials
 from service.errors import InternalFault, InvalidArgument, SatchelError
-from service.presign import Presigner
+from service.presign import Presigner, PresignPlan
 from service.scopes import (
     Method,
     Permission,
-    PresignRequest,
     TokenRequest,
     validate_presign_request,
     validate_token_request,
@@ -87,6 +86,15 @@ def _epoch(moment: datetime) -> tuple[int, int]:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+@functools.lru_cache(maxsize=1024)
+def _encoded_expiration(epoch_seconds: int) -> bytes:
+    """A PresignObjectResponse's expiration field, encoded: URLs signed in one second share it.
+
+    Encoding a Timestamp message per answer cost as much as encoding the URL.
+    """
+    return pb.PresignObjectResponse(expiration=Timestamp(seconds=epoch_seconds)).SerializeToString()
+
+
 def deadline_of(context: ServicerContext, cap_seconds: float) -> float:
     """The caller's deadline as event-loop time, never further away than `cap_seconds`.
 
@@ -119,11 +127,11 @@ class _PreparedPresign:
     """A PresignObject request as validated, and the part of its answer that never changes.
 
     `answer_tail` is the encoded method, key and location. Encoded protobuf messages
-    concatenate into their merge, so each answer is encoded as its URL, expiry and
-    headers followed by these bytes.
+    concatenate into their merge, so each answer is encoded as its URL and headers,
+    then its expiry (shared by the answers of a second), then these bytes.
     """
 
-    request: PresignRequest
+    plan: PresignPlan  # the validated request, and what signing it needs that never changes
     answer_tail: bytes
 
 
@@ -203,7 +211,9 @@ class TokenService:
             key=validated.key,
             location=self._location(validated.scope.name, validated.prefix),
         )
-        return _PreparedPresign(validated, tail.SerializeToString())
+        if self._presigner is None:  # presign_object answers FAILED_PRECONDITION before this
+            raise InternalFault("PresignObject prepared without a presigner")
+        return _PreparedPresign(self._presigner.plan(validated), tail.SerializeToString())
 
     def _location(self, scope_name: str, prefix: str) -> pb.StorageLocation:
         scope = self._scopes[scope_name]
@@ -259,21 +269,22 @@ class TokenService:
         call = current_call()
         try:
             prepared = self._prepared_presign(data)
-            presign_request = prepared.request
-            self._admission.admit(call, presign_request)
-            presigned = self._presigner.presign(presign_request)
+            self._admission.admit(call, prepared.plan.request)
+            presigned = self._presigner.presign(prepared.plan)
         except SatchelError as error:
             await abort_with(context, error)
         call.handed_out(presigned.expiration)
-        head = pb.PresignObjectResponse(
-            url=presigned.url, expiration=Timestamp(seconds=presigned.expires_at)
-        )
+        head = pb.PresignObjectResponse(url=presigned.url)
         # Filling a map field goes through Python's MutableMapping.update: skip empty ones.
         if presigned.headers:
             head.headers.update(presigned.headers)
         if presigned.form_fields:
             head.form_fields.update(presigned.form_fields)
-        return head.SerializeToString() + prepared.answer_tail
+        return (
+            head.SerializeToString()
+            + _encoded_expiration(presigned.expires_at)
+            + prepared.answer_tail
+        )
 
 
 async def _not_configured(context: ServicerContext, rpc: str) -> NoReturn:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import grpc
 import pytest
@@ -18,8 +19,10 @@ from service.api import wire
 from service.api.servicer import TokenService, _PreparedIssue
 from service.broker import CredentialBroker
 from service.budget import TokenBucket
-from service.config import CacheSettings
+from service.config import AccessKey, CacheSettings
+from service.presign import Presigner
 from service.scopes import Permission, TokenRequest
+from service.signer import ScopeSigner, Signers
 
 
 @pytest_asyncio.fixture
@@ -104,3 +107,34 @@ async def test_registration_needs_every_method_of_the_service() -> None:
     del methods["PresignObject"]
     with pytest.raises(ValueError, match="PresignObject"):
         wire.register(grpc.aio.server(), methods)
+
+
+@pytest.mark.asyncio
+async def test_a_presign_answer_expires_exactly_when_its_url_does() -> None:
+    clock = FakeClock()
+    scope = make_scope(sign_with_access_key=True)  # a key of its own: no STS to wait for
+    signer = ScopeSigner(scope, ScriptedSts(clock), TokenBucket(1), AccessKey("LTAI-k", "secret"))
+    presigner = Presigner({scope.name: scope}, Signers({scope.name: signer}), clock)
+    server = grpc.aio.server()
+    wire.register(server, TokenService({scope.name: scope}, presigner=presigner).methods())
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    request = pb.PresignObjectRequest(player_id="p1", key="a.bin", method=pb.HTTP_METHOD_GET)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.TokenServiceStub(channel)
+            # The same request, answered in the same second, the next, and an hour on.
+            for step in (0, 0, 1, 3600):
+                clock.now += timedelta(seconds=step)
+                answer = await stub.PresignObject(request, timeout=5)
+                query = {k: v[0] for k, v in parse_qs(urlsplit(answer.url).query).items()}
+                signed_at = datetime.strptime(query["x-oss-date"], "%Y%m%dT%H%M%SZ")
+                dies = signed_at.replace(tzinfo=UTC) + timedelta(
+                    seconds=int(query["x-oss-expires"])
+                )
+                assert signed_at.replace(tzinfo=UTC) == clock.now.replace(microsecond=0)
+                assert answer.expiration.ToDatetime(UTC) == dies
+                assert (answer.key, answer.location.prefix) == ("players/p1/a.bin", "players/p1/")
+                assert answer.method == pb.HTTP_METHOD_GET
+    finally:
+        await server.stop(None)

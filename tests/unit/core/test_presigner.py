@@ -127,6 +127,40 @@ def test_v4_urls_equal_what_the_official_sdks_sign(method: str, addressing: str)
     assert sorted(parse_qsl(mine.query)) == sorted(parse_qsl(theirs.query))
 
 
+def test_a_plan_is_signed_afresh_with_each_calls_time_and_credentials() -> None:
+    times = [NOW]
+    signer = FixedSigner(SCOPE, Signer(CREDS, NOW + timedelta(hours=1)))
+    presigner = Presigner({SCOPE.name: SCOPE}, Signers({SCOPE.name: signer}), lambda: times[0])
+    asked = request(expires_seconds=900)
+    plan = presigner.plan(asked)
+    assert plan.object_url is not None  # a V4 GET: the URL is made ready once
+    first = presigner.presign(plan)
+    times[0] = NOW + timedelta(seconds=7)
+    renewed = SigningCredentials("STS.renewed", "renewed-secret", "renewed-token")
+    signer._current = Signer(renewed, NOW + timedelta(hours=1))
+    second = presigner.presign(plan)
+    assert second == presigner.presign(asked)  # the plan signs as the request itself does
+    assert second.url != first.url
+    assert second.expires_at == first.expires_at + 7
+    assert "x-oss-credential=STS.renewed%2F" in second.url
+    assert "x-oss-security-token=renewed-token" in second.url
+
+
+@pytest.mark.parametrize(
+    ("scope", "asked"),
+    [
+        (SCOPE, {"method": Method.PUT}),
+        (SCOPE, {"method": Method.POST}),
+        (make_scope(presign_signature="v1"), {"method": Method.GET}),
+    ],
+)
+def test_only_plain_v4_urls_are_planned_ahead(scope, asked) -> None:  # type: ignore[no-untyped-def]
+    presigner = presigner_for(scope, 3600)
+    plan = presigner.plan(request(scope, **asked))
+    assert plan.object_url is None
+    assert presigner.presign(plan) == presigner.presign(plan.request)
+
+
 def test_v1_urls_equal_what_oss2_signs() -> None:
     scope = make_scope(presign_signature="v1")
     ours = presigner_for(scope, 3600).presign(request(scope, expires_seconds=900))
