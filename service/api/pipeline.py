@@ -128,7 +128,7 @@ class CallPipeline:
             started = time.perf_counter()
             metadata = context.invocation_metadata()
             request_id = _request_id(metadata, ids)
-            record = CallRecord(rpc, request_id, context.peer(), audit=audit)
+            record = CallRecord(rpc, request_id, context.peer(), audit)
             context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
             opened = open_call(record)
             # Every log line written while serving the call carries its request id.
