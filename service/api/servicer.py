@@ -193,6 +193,8 @@ class TokenService:
         return _PreparedIssue(self._broker.plan(validated))
 
     def _prepare_presign(self, data: bytes) -> _PreparedPresign:
+        if self._presigner is None:  # presign_object answers FAILED_PRECONDITION before this
+            raise InternalFault("PresignObject prepared without a presigner")
         request = _decoded(pb.PresignObjectRequest, data)
         expires = _seconds(request.expires_in) if request.HasField("expires_in") else None
         validated = validate_presign_request(
@@ -211,8 +213,6 @@ class TokenService:
             key=validated.key,
             location=self._location(validated.scope.name, validated.prefix),
         )
-        if self._presigner is None:  # presign_object answers FAILED_PRECONDITION before this
-            raise InternalFault("PresignObject prepared without a presigner")
         return _PreparedPresign(self._presigner.plan(validated), tail.SerializeToString())
 
     def _location(self, scope_name: str, prefix: str) -> pb.StorageLocation:

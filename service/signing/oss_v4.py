@@ -30,7 +30,10 @@ from .request import (
     PresignedUrl,
     SignedHeaders,
     check_bucket,
+    check_method,
     signed_by_default,
+    url_endpoint,
+    v4_region,
 )
 from .timefmt import MAX_EXPIRES, check_expires, epoch_and_stamp, iso_basic, utc
 
@@ -174,14 +177,13 @@ def object_url(
     method: str, bucket: str, key: str, *, region: str, endpoint: OssEndpoint
 ) -> ObjectUrl:
     """The plain URL of ``key`` to presign, its arguments checked as an OssRequest would."""
-    if not method or not method.isupper():
-        raise SigningError("method", "must be an upper-case HTTP method")
+    check_method(method)
     check_bucket(bucket)
     checked = check_object_key(key, required=True)
     assert checked is not None  # required=True raises instead
-    if not region:
-        raise SigningError("region", "is required for OSS V4 signatures")
-    return _object_url(method, bucket, checked, region=region, endpoint=endpoint, product="oss")
+    return _object_url(
+        method, bucket, checked, region=v4_region(region), endpoint=endpoint, product="oss"
+    )
 
 
 def _object_url(
@@ -193,8 +195,7 @@ def _object_url(
     endpoint: OssEndpoint | None,
     product: str,
 ) -> ObjectUrl:
-    if endpoint is None:
-        raise SigningError("endpoint", "is required to build a URL")
+    host = url_endpoint(endpoint)
     path = pct_path(key)
     return ObjectUrl(
         method=method,
@@ -202,7 +203,7 @@ def _object_url(
         product=product,
         canonical_head=f"{method}\n/{bucket}/{path}\n",
         url_head=(
-            f"{endpoint.url_encoded(bucket, path)}?x-oss-signature-version={ALGORITHM}&x-oss-date="
+            f"{host.url_encoded(bucket, path)}?x-oss-signature-version={ALGORITHM}&x-oss-date="
         ),
     )
 

@@ -44,6 +44,26 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 _VALID_BUCKETS: set[str] = set()  # a service signs for a handful of buckets: remember them
 
 
+def check_method(method: str) -> None:
+    """Raise :class:`SigningError` unless ``method`` is an upper-case HTTP method."""
+    if not method or not method.isupper():
+        raise SigningError("method", "must be an upper-case HTTP method")
+
+
+def v4_region(region: str | None) -> str:
+    """``region``, which OSS V4 signatures need."""
+    if not region:
+        raise SigningError("region", "is required for OSS V4 signatures")
+    return region
+
+
+def url_endpoint(endpoint: OssEndpoint | None) -> OssEndpoint:
+    """``endpoint``, which building a URL needs."""
+    if endpoint is None:
+        raise SigningError("endpoint", "is required to build a URL")
+    return endpoint
+
+
 def check_bucket(bucket: str) -> None:
     """Raise :class:`SigningError` unless ``bucket`` follows the OSS naming rules."""
     if bucket in _VALID_BUCKETS:
@@ -112,8 +132,7 @@ class OssRequest:
     product: str = "oss"
 
     def __post_init__(self) -> None:
-        if not self.method or not self.method.isupper():
-            raise SigningError("method", "must be an upper-case HTTP method")
+        check_method(self.method)
         if self.bucket is not None:
             check_bucket(self.bucket)
         # object.__setattr__ only when normalising: this runs once per presign.
@@ -130,15 +149,11 @@ class OssRequest:
         return self.key
 
     def v4_region(self) -> str:
-        if not self.region:
-            raise SigningError("region", "is required for OSS V4 signatures")
-        return self.region
+        return v4_region(self.region)
 
     def url_encoded(self, path: str) -> str:
         """The URL (ending in ``?``) for a key already encoded with ``pct_path``."""
-        if self.endpoint is None:
-            raise SigningError("endpoint", "is required to build a URL")
-        return self.endpoint.url_encoded(self.bucket, path) + "?"
+        return url_endpoint(self.endpoint).url_encoded(self.bucket, path) + "?"
 
     def lower_headers(self) -> dict[str, str]:
         return {k.lower(): v for k, v in self.headers.items()}
