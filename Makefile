@@ -21,7 +21,7 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: $(TEST_STAMP)
-	$(BIN)/mypy service clients/python/satchel
+	$(BIN)/mypy -p satchel_server -p satchel
 
 unit: $(TEST_STAMP)
 	$(BIN)/pytest

@@ -1,10 +1,10 @@
 """Memory: resident bytes per cached credential, with 100,000 players in the broker's cache.
 
-In a fresh process: build a CredentialBroker (service/broker.py) on the `satchel dev` scope
-and a fake in-process StsClient that mints credentials of realistic size (an 800-character
-security token, unique per player), note the RSS, fill the cache one player at a time,
-collect garbage, note the RSS again. The baseline is the raw size of what STS returned
-(the four strings and the RequestId): what any cache must keep at the least.
+In a fresh process: build a CredentialBroker (satchel_server.credentials.broker) on the
+`satchel dev` scope and a fake in-process StsClient that mints credentials of realistic size
+(an 800-character security token, unique per player), note the RSS, fill the cache one player
+at a time, collect garbage, note the RSS again. The baseline is the raw size of what STS
+returned (the four strings and the RequestId): what any cache must keep at the least.
 
 Target (issue 10): <= 3 KB of RSS per cached credential.
 """
@@ -23,12 +23,12 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from bench.common import Row, rss_bytes
-from service.broker import AssumeRoleRequest, AssumeRoleResult, CredentialBroker
-from service.budget import TokenBucket
-from service.cli import dev_settings
-from service.credentials import TemporaryCredentials
-from service.emulator.runner import Emulator
-from service.scopes import Permission, validate_token_request
+from satchel_server.cli import dev_settings
+from satchel_server.credentials.broker import AssumeRoleRequest, AssumeRoleResult, CredentialBroker
+from satchel_server.credentials.budget import TokenBucket
+from satchel_server.credentials.types import TemporaryCredentials
+from satchel_server.emulator.runner import Emulator
+from satchel_server.rules.scopes import Permission, validate_token_request
 
 TARGET_BYTES = 3 * 1024
 TOKEN_CHARS = 800

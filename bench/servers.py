@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench import echo
-from service.api.server import SatchelServer, build_server
-from service.cli import dev_settings, wired_server
-from service.config import ServerSettings
-from service.emulator.runner import start_emulator
-from service.emulator.state import Counters, EmulatorConfig
+from satchel_server.api.server import SatchelServer, build_server
+from satchel_server.cli import dev_settings, wired_server
+from satchel_server.config import ServerSettings
+from satchel_server.emulator.runner import start_emulator
+from satchel_server.emulator.state import Counters, EmulatorConfig
 
 START_TIMEOUT_S = 60.0
 STATS_TIMEOUT_S = 10.0
@@ -75,7 +75,7 @@ async def _start(spec: ServerSpec, stack: AsyncExitStack) -> tuple[SatchelServer
     # The server `satchel dev` runs: its call pipeline (callers, audit, metrics) included.
     server = await stack.enter_async_context(wired_server(settings))
     await server.start()
-    # As `satchel serve` and `satchel dev` do once everything is wired (service/cli.py).
+    # As `satchel serve` and `satchel dev` do once everything is wired (satchel_server.cli).
     gc.collect()
     gc.freeze()
     return server, emulator.counters

@@ -23,7 +23,7 @@ import oss2
 from aliyunsdksts.request.v20150401.AssumeRoleRequest import AssumeRoleRequest
 
 from bench.common import Row
-from service.signing import (
+from satchel_server.signing import (
     OssEndpoint,
     OssRequest,
     RpcRequest,

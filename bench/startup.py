@@ -65,7 +65,7 @@ def time_to_serving() -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="satchel-bench-") as data_dir:
         deadline = time.monotonic() + DEADLINE_S
         started = time.perf_counter()
-        command = [sys.executable, "-m", "service", "dev", "--listen", "127.0.0.1:0"]
+        command = [sys.executable, "-m", "satchel_server", "dev", "--listen", "127.0.0.1:0"]
         process = subprocess.Popen(
             [*command, "--data-dir", data_dir],
             cwd=REPO_ROOT,

@@ -33,11 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support.stack import Stack, running_stack
 
 from satchel.v1 import token_service_pb2 as pb
-from service import logs
-from service.config import SIGNER_MARGIN_SECONDS
-from service.emulator.faults import FaultPlan
-from service.emulator.runner import running_emulator
-from service.emulator.state import EmulatorConfig
+from satchel_server.config import SIGNER_MARGIN_SECONDS
+from satchel_server.emulator.faults import FaultPlan
+from satchel_server.emulator.runner import running_emulator
+from satchel_server.emulator.state import EmulatorConfig
+from satchel_server.observability import logs
 
 # What a correct server may answer under injected upstream faults.
 ACCEPTABLE = {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}

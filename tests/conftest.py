@@ -9,8 +9,8 @@ import pytest
 import pytest_asyncio
 from support.processes import ServerProcess
 
-from service.api.server import SatchelServer, build_server
-from service.config import ServerSettings
+from satchel_server.api.server import SatchelServer, build_server
+from satchel_server.config import ServerSettings
 
 
 @pytest_asyncio.fixture

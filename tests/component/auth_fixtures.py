@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from service.bearer import NewKey, generate_key
-from service.cli import dev_settings
-from service.config import (
+from satchel_server.access.bearer import NewKey, generate_key
+from satchel_server.cli import dev_settings
+from satchel_server.config import (
     AuditSettings,
     CallerSettings,
     GrantSettings,
@@ -21,7 +21,7 @@ from service.config import (
     Settings,
     TlsSettings,
 )
-from service.emulator.runner import Emulator
+from satchel_server.emulator.runner import Emulator
 
 EU_KEY = generate_key()  # game-eu's current key
 EU_OLD_KEY = generate_key()  # game-eu's previous key, rotated out of the configuration

@@ -17,9 +17,9 @@ import pytest_asyncio
 from aliyunsdkcore.client import AcsClient
 from aliyunsdksts.request.v20150401.AssumeRoleRequest import AssumeRoleRequest
 
-from service.emulator import accounts as acc
-from service.emulator.runner import Emulator, running_emulator
-from service.emulator.state import EmulatorConfig
+from satchel_server.emulator import accounts as acc
+from satchel_server.emulator.runner import Emulator, running_emulator
+from satchel_server.emulator.state import EmulatorConfig
 
 REGION = acc.DEV_REGION
 BUCKET = acc.DEV_BUCKET

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from service.callers import Authenticator
-from service.cli import EXIT_BAD_CONFIG, EXIT_OK, main
-from service.config import settings_from_mapping
+from satchel_server.access.callers import Authenticator
+from satchel_server.cli import EXIT_BAD_CONFIG, EXIT_OK, main
+from satchel_server.config import settings_from_mapping
 
 SCOPE = """
 [scopes.saves]
@@ -48,7 +48,7 @@ def test_serve_refuses_a_public_address_without_callers(spawn: Any, tmp_path: Pa
     config = tmp_path / "satchel.toml"
     config.write_text('[server]\nlisten = "0.0.0.0:0"\n' + SCOPE)
     keys = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI-x", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "y"}
-    proc = spawn("-m", "service", "serve", "--config", str(config), env=keys)
+    proc = spawn("-m", "satchel_server", "serve", "--config", str(config), env=keys)
     assert proc.wait() == EXIT_BAD_CONFIG
     output = "".join(proc.output)
     assert "auth.allow_unauthenticated" in output
@@ -56,6 +56,8 @@ def test_serve_refuses_a_public_address_without_callers(spawn: Any, tmp_path: Pa
 
 
 def test_dev_refuses_a_public_address(spawn: Any, tmp_path: Path) -> None:
-    proc = spawn("-m", "service", "dev", "--listen", "0.0.0.0:0", "--data-dir", str(tmp_path))
+    proc = spawn(
+        "-m", "satchel_server", "dev", "--listen", "0.0.0.0:0", "--data-dir", str(tmp_path)
+    )
     assert proc.wait() == EXIT_BAD_CONFIG
     assert "not a loopback address" in "".join(proc.output)

@@ -23,7 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support.stack import Stack, running_stack
 
 from satchel.v1 import token_service_pb2 as pb
-from service.emulator.runner import Emulator
+from satchel_server.emulator.runner import Emulator
 
 __all__ = ["emulator"]
 

@@ -26,8 +26,8 @@ from component.test_issue_token import retry_delay_of
 from support.stack import running_stack
 
 from satchel.v1 import token_service_pb2 as pb
-from service.config import LimitSettings
-from service.emulator.runner import Emulator
+from satchel_server.config import LimitSettings
+from satchel_server.emulator.runner import Emulator
 
 __all__ = ["emulator"]
 

@@ -20,8 +20,8 @@ from support.stack import running_stack
 from support.tls_certs import Pem, Pki, issue_client, make_pki
 
 from satchel.v1 import token_service_pb2 as pb
-from service.config import GrantSettings, Settings, TlsSettings
-from service.emulator.runner import Emulator
+from satchel_server.config import GrantSettings, Settings, TlsSettings
+from satchel_server.emulator.runner import Emulator
 
 __all__ = ["emulator"]
 

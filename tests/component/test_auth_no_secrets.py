@@ -28,8 +28,8 @@ from component.emulator_fixtures import emulator
 from support.stack import Stack, running_stack
 
 from satchel.v1 import token_service_pb2 as pb
-from service.emulator import accounts as dev_account
-from service.emulator.runner import Emulator
+from satchel_server.emulator import accounts as dev_account
+from satchel_server.emulator.runner import Emulator
 
 __all__ = ["emulator"]
 

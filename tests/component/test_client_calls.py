@@ -15,9 +15,9 @@ from support.stack import Stack, running_stack
 
 import satchel
 from satchel import Method, Permission
-from service.cli import main
-from service.emulator.faults import FaultPlan
-from service.emulator.runner import Emulator
+from satchel_server.cli import main
+from satchel_server.emulator.faults import FaultPlan
+from satchel_server.emulator.runner import Emulator
 
 __all__ = ["emulator"]
 

@@ -12,7 +12,7 @@ from support.scripted_server import Failure, ScriptedService, scripted_server
 
 import satchel
 from satchel import RetryPolicy, cli
-from service.cli import main
+from satchel_server.cli import main
 
 UNAVAILABLE = Failure(grpc.StatusCode.UNAVAILABLE)
 # Short delays: the tests check that the wait happened (a lower bound), never an upper bound.

@@ -13,7 +13,7 @@ from support.tls_certs import Pki, make_pki
 
 import satchel
 from satchel import Tls
-from service.cli import main
+from satchel_server.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ def satchel(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]
     # Whatever keys the developer's shell holds must not leak into the tests.
     environ = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD_")}
     return subprocess.run(
-        [sys.executable, "-m", "service", *args],
+        [sys.executable, "-m", "satchel_server", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -87,7 +87,7 @@ FAKE_KEY = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI-test", "ALIBABA_CLOUD_ACCESS_KE
 def test_serve_from_config_answers_health_and_exits_0_on_sigterm(spawn, tmp_path: Path) -> None:
     config = tmp_path / "satchel.toml"
     config.write_text(SERVE_CONFIG)
-    proc = spawn("-m", "service", "serve", "--config", str(config), env=FAKE_KEY)
+    proc = spawn("-m", "satchel_server", "serve", "--config", str(config), env=FAKE_KEY)
     address = proc.wait_listening()
 
     checked = satchel("health", "--target", address)
@@ -108,7 +108,9 @@ def test_health_fails_when_nothing_answers() -> None:
 
 
 def test_dev_runs_on_the_emulator_with_reflection_and_issues_tokens(spawn, tmp_path: Path) -> None:
-    proc = spawn("-m", "service", "dev", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path))
+    proc = spawn(
+        "-m", "satchel_server", "dev", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path)
+    )
     address = proc.wait_listening()
     assert address.startswith("127.0.0.1:")
     with grpc.insecure_channel(address) as channel:

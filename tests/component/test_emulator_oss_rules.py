@@ -26,11 +26,11 @@ from component.emulator_fixtures import (
     player_policy,
 )
 
-from service.emulator import accounts as acc
-from service.emulator.faults import FaultPlan
-from service.emulator.runner import Emulator, running_emulator
-from service.emulator.state import EmulatorConfig
-from service.signing import (
+from satchel_server.emulator import accounts as acc
+from satchel_server.emulator.faults import FaultPlan
+from satchel_server.emulator.runner import Emulator, running_emulator
+from satchel_server.emulator.state import EmulatorConfig
+from satchel_server.signing import (
     OssRequest,
     PostPolicyRequest,
     SigningCredentials,

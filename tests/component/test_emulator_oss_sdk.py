@@ -22,8 +22,8 @@ from component.emulator_fixtures import (
     v2_client,
 )
 
-from service.emulator.runner import Emulator
-from service.emulator.store import multipart_etag, simple_etag
+from satchel_server.emulator.runner import Emulator
+from satchel_server.emulator.store import multipart_etag, simple_etag
 
 __all__ = ["emulator"]
 

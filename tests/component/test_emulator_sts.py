@@ -28,11 +28,11 @@ from component.emulator_fixtures import (
     role_arn,
 )
 
-from service.emulator import accounts as acc
-from service.emulator.faults import FaultPlan
-from service.emulator.runner import Emulator, serve
-from service.emulator.state import EmulatorConfig
-from service.signing import RpcRequest, SigningCredentials, sign_rpc
+from satchel_server.emulator import accounts as acc
+from satchel_server.emulator.faults import FaultPlan
+from satchel_server.emulator.runner import Emulator, serve
+from satchel_server.emulator.state import EmulatorConfig
+from satchel_server.signing import RpcRequest, SigningCredentials, sign_rpc
 
 __all__ = ["emulator"]  # the fixture, imported so pytest finds it
 

@@ -26,7 +26,7 @@ def game_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`satchel dev` on 127.0.0.1:0 and the example game server in front of it: its base URL."""
     data_dir = tmp_path_factory.mktemp("satchel-data")
     dev = ServerProcess(
-        ["-m", "service", "dev", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)]
+        ["-m", "satchel_server", "dev", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)]
     )
     game = None
     try:

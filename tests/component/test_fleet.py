@@ -30,22 +30,22 @@ from support.stack import Stack, running_stack
 
 from satchel.v1 import token_service_pb2 as pb
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
-from service.cli import dev_settings
-from service.config import (
+from satchel_server.cli import dev_settings
+from satchel_server.config import (
     ACCESS_KEY_ID_ENV,
     ACCESS_KEY_SECRET_ENV,
     CACHE_KEYS_ENV,
     CacheSecrets,
     Settings,
 )
-from service.emulator import accounts as dev_account
-from service.emulator.runner import Emulator
-from service.fleet.budget import fleet_capacity
+from satchel_server.emulator import accounts as dev_account
+from satchel_server.emulator.runner import Emulator
+from satchel_server.fleet.shared_budget import fleet_capacity
 
 __all__ = ["emulator", "private_redis", "redis_server", "redis_session"]
 
 CACHE_KEY = bytes(range(32))
-LINK_LOG = "service.fleet.link"
+LINK_LOG = "satchel_server.fleet.link"
 
 
 def fleet_settings(emulator: Emulator, redis: RedisServer, **cache: Any) -> Settings:
@@ -121,7 +121,9 @@ async def test_three_server_processes_make_one_assume_role_per_cold_player(
         ACCESS_KEY_SECRET_ENV: dev_account.DEV_ACCESS_KEY_SECRET,
         CACHE_KEYS_ENV: "k1:" + base64.b64encode(CACHE_KEY).decode(),
     }
-    procs = [spawn("-m", "service", "serve", "--config", str(config), env=env) for _ in range(3)]
+    procs = [
+        spawn("-m", "satchel_server", "serve", "--config", str(config), env=env) for _ in range(3)
+    ]
     # Off the event loop: the emulator serving their start-up calls runs on it.
     addresses = [await asyncio.to_thread(proc.wait_listening) for proc in procs]
     # One scope-level (presigning) credential for the whole fleet.

@@ -18,12 +18,12 @@ from support.redis_server import RedisServer, free_port
 from support.scopes import make_scope
 from support.tls_certs import make_pki
 
-from service.broker import AssumeRoleRequest, AssumeRoleResult
-from service.config import AccessKey, CacheSecrets, CacheSettings, Settings, StsSettings
-from service.errors import UpstreamUnavailable
-from service.fleet.crypto import Keyring
-from service.fleet.wiring import Fleet, open_fleet
-from service.signer import ScopeSigner
+from satchel_server.config import AccessKey, CacheSecrets, CacheSettings, Settings, StsSettings
+from satchel_server.credentials.broker import AssumeRoleRequest, AssumeRoleResult
+from satchel_server.errors import UpstreamUnavailable
+from satchel_server.fleet.assembly import Fleet, open_fleet
+from satchel_server.fleet.crypto import Keyring
+from satchel_server.presigning.signing_credentials import ScopeSigner
 
 __all__ = ["private_redis", "redis_server", "redis_session"]
 
@@ -140,7 +140,7 @@ async def test_replicas_draw_from_one_budget(redis_server: RedisServer) -> None:
 async def test_unreachable_redis_falls_back_to_local_state_logging_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="service.fleet.link")
+    caplog.set_level(logging.WARNING, logger="satchel_server.fleet.link")
     clock = FakeClock()
     sts = ScriptedSts(clock)
     url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there

@@ -18,8 +18,8 @@ from grpc_status import rpc_status
 from support.stack import Stack, running_stack
 
 from satchel.v1 import token_service_pb2 as pb
-from service.emulator.faults import FaultPlan
-from service.emulator.runner import Emulator
+from satchel_server.emulator.faults import FaultPlan
+from satchel_server.emulator.runner import Emulator
 
 __all__ = ["emulator"]
 

@@ -19,11 +19,11 @@ from support.processes import REPO_ROOT
 from support.stack import Stack, running_stack
 
 from satchel.v1 import token_service_pb2 as pb
-from service import logs
-from service.cli import dev_settings
-from service.config import MetricsSettings
-from service.emulator.faults import FaultPlan
-from service.emulator.runner import Emulator
+from satchel_server.cli import dev_settings
+from satchel_server.config import MetricsSettings
+from satchel_server.emulator.faults import FaultPlan
+from satchel_server.emulator.runner import Emulator
+from satchel_server.observability import logs
 
 __all__ = ["emulator"]
 
@@ -78,12 +78,12 @@ def test_health_command_uses_the_health_only_port(spawn, tmp_path: Path) -> None
         'endpoint = "https://oss-cn-hangzhou.aliyuncs.com"\n'
     )
     keys = {"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI-test", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "x"}
-    proc = spawn("-m", "service", "serve", "--config", str(config), env=keys)
+    proc = spawn("-m", "satchel_server", "serve", "--config", str(config), env=keys)
     proc.wait_listening()
     # STS is unreachable, so the signer has no credentials: NOT_SERVING, not SERVING.
     address = proc.wait_for(r"health listening on (\S+:\d+)").group(1)
     checked = subprocess.run(
-        [sys.executable, "-m", "service", "health", "--target", address],
+        [sys.executable, "-m", "satchel_server", "health", "--target", address],
         capture_output=True,
         text=True,
         timeout=30,

@@ -18,9 +18,9 @@ from support.stack import Stack, running_stack
 from yarl import URL
 
 from satchel.v1 import token_service_pb2 as pb
-from service.emulator.accounts import DEV_BUCKET, DEV_REGION
-from service.emulator.faults import FaultPlan
-from service.emulator.runner import Emulator
+from satchel_server.emulator.accounts import DEV_BUCKET, DEV_REGION
+from satchel_server.emulator.faults import FaultPlan
+from satchel_server.emulator.runner import Emulator
 
 __all__ = ["emulator"]
 

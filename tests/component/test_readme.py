@@ -29,8 +29,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from support.processes import REPO_ROOT
 from support.stack import Stack, running_stack
 
-from service.cli import main
-from service.emulator.runner import Emulator
+from satchel_server.cli import main
+from satchel_server.emulator.runner import Emulator
 
 __all__ = ["emulator"]
 

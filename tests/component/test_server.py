@@ -15,8 +15,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 
 from satchel.v1 import token_service_pb2 as pb
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
-from service.api.server import ListenError, SatchelServer, build_server
-from service.config import ServerSettings
+from satchel_server.api.server import ListenError, SatchelServer, build_server
+from satchel_server.config import ServerSettings
 
 
 async def health_status(channel: grpc.aio.Channel, service: str = "") -> int:

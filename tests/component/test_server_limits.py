@@ -12,9 +12,9 @@ from support.slow_server import slow_methods
 
 from satchel.v1 import token_service_pb2 as pb
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
-from service.api.server import _channel_options, build_server
-from service.api.servicer import deadline_of
-from service.config import ServerSettings
+from satchel_server.api.server import _channel_options, build_server
+from satchel_server.api.servicer import deadline_of
+from satchel_server.config import ServerSettings
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

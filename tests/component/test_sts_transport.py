@@ -22,15 +22,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from service.broker import AssumeRoleRequest
-from service.budget import TokenBucket
-from service.config import AccessKey, StsSettings
-from service.emulator import accounts as acc
-from service.emulator.faults import FaultPlan
-from service.emulator.runner import Emulator
-from service.errors import UpstreamBug, UpstreamRejected, UpstreamUnavailable
-from service.transport.http import new_session
-from service.transport.sts import AliyunStsClient
+from satchel_server.config import AccessKey, StsSettings
+from satchel_server.credentials.broker import AssumeRoleRequest
+from satchel_server.credentials.budget import TokenBucket
+from satchel_server.emulator import accounts as acc
+from satchel_server.emulator.faults import FaultPlan
+from satchel_server.emulator.runner import Emulator
+from satchel_server.errors import UpstreamBug, UpstreamRejected, UpstreamUnavailable
+from satchel_server.sts.client import AliyunStsClient
+from satchel_server.sts.http import new_session
 
 __all__ = ["emulator"]
 

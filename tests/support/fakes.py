@@ -6,8 +6,8 @@ import asyncio
 import itertools
 from datetime import UTC, datetime, timedelta
 
-from service.broker import AssumeRoleRequest, AssumeRoleResult
-from service.credentials import TemporaryCredentials
+from satchel_server.credentials.broker import AssumeRoleRequest, AssumeRoleResult
+from satchel_server.credentials.types import TemporaryCredentials
 
 START = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from service.config import ScopeSettings
+from satchel_server.config import ScopeSettings
 
 
 def make_scope(**overrides: Any) -> ScopeSettings:

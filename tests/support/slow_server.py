@@ -12,10 +12,10 @@ import os
 import sys
 
 from satchel.v1 import token_service_pb2 as pb
-from service.api.server import build_server
-from service.api.servicer import ServicerContext, TokenService
-from service.api.wire import WireBehavior
-from service.config import ServerSettings
+from satchel_server.api.server import build_server
+from satchel_server.api.servicer import ServicerContext, TokenService
+from satchel_server.api.wire import WireBehavior
+from satchel_server.config import ServerSettings
 
 log = logging.getLogger("slow_server")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from support.processes import REPO_ROOT
 
-from service.config import (
+from satchel_server.config import (
     ACCESS_KEY_ID_ENV,
     ACCESS_KEY_SECRET_ENV,
     CONFIG_PATH_ENV,
@@ -25,7 +25,7 @@ from service.config import (
     require_complete,
     settings_from_mapping,
 )
-from service.errors import ConfigError
+from satchel_server.errors import ConfigError
 
 EXAMPLE = REPO_ROOT / "satchel.example.toml"
 

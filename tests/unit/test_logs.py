@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from service import logs
+from satchel_server.observability import logs
 
 TOKEN = "CAIS" + "q1w2E3r4T5y6U7i8O9p0" * 40  # shaped like an STS security token
 SECRET = "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy"

@@ -15,17 +15,22 @@ from support.scopes import make_scope
 
 from satchel.v1 import token_service_pb2 as pb
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
-from service.api import wire
-from service.api.pipeline import CallPipeline
-from service.api.servicer import TokenService
-from service.audit import AuditLog
-from service.broker import CredentialBroker, LocalOnly
-from service.budget import TokenBucket
-from service.callers import Authenticator
-from service.config import AccessKey, CacheSettings
-from service.metrics import Metrics, StateCollector, new_metrics, sts_outcome_label
-from service.scopes import Permission, TokenRequest
-from service.signer import ScopeSigner
+from satchel_server.access.audit import AuditLog
+from satchel_server.access.callers import Authenticator
+from satchel_server.api import wire
+from satchel_server.api.pipeline import CallPipeline
+from satchel_server.api.servicer import TokenService
+from satchel_server.config import AccessKey, CacheSettings
+from satchel_server.credentials.broker import CredentialBroker, LocalOnly
+from satchel_server.credentials.budget import TokenBucket
+from satchel_server.observability.metrics import (
+    Metrics,
+    StateCollector,
+    new_metrics,
+    sts_outcome_label,
+)
+from satchel_server.presigning.signing_credentials import ScopeSigner
+from satchel_server.rules.scopes import Permission, TokenRequest
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float | None:

@@ -18,7 +18,7 @@ import pytest
 from support.processes import REPO_ROOT
 
 from satchel.v1 import token_service_pb2 as pb
-from service.cli import _parser
+from satchel_server.cli import _parser
 
 GENERATED_DIR = REPO_ROOT / "clients" / "python" / "satchel" / "v1"
 # Continuation lines joined, so each instruction is one line.
@@ -111,7 +111,7 @@ def _exec_form(instruction: str) -> list[str]:
 
 
 def test_dockerfile_cmd_and_healthcheck_name_real_entry_points() -> None:
-    assert PYPROJECT["project"]["scripts"]["satchel"] == "service.cli:main"
+    assert PYPROJECT["project"]["scripts"]["satchel"] == "satchel_server.cli:main"
     cmd = _exec_form("CMD")
     health = _exec_form("HEALTHCHECK")
     assert cmd == ["satchel", "serve"]

@@ -14,12 +14,12 @@ from prometheus_client import CollectorRegistry, Histogram
 
 from satchel.v1 import token_service_pb2 as pb
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
-from service.api import wire
-from service.api.pipeline import CallPipeline
-from service.api.servicer import TokenService
-from service.audit import AuditLog
-from service.callers import Authenticator
-from service.metrics import LATENCY_BUCKETS, new_metrics
+from satchel_server.access.audit import AuditLog
+from satchel_server.access.callers import Authenticator
+from satchel_server.api import wire
+from satchel_server.api.pipeline import CallPipeline
+from satchel_server.api.servicer import TokenService
+from satchel_server.observability.metrics import LATENCY_BUCKETS, new_metrics
 
 
 async def _sets_a_code_and_returns(

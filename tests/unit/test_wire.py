@@ -15,14 +15,14 @@ from support.scopes import make_scope
 
 from satchel.v1 import token_service_pb2 as pb
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
-from service.api import wire
-from service.api.servicer import TokenService, _PreparedIssue
-from service.broker import CredentialBroker
-from service.budget import TokenBucket
-from service.config import AccessKey, CacheSettings
-from service.presign import Presigner
-from service.scopes import Permission, TokenRequest
-from service.signer import ScopeSigner, Signers
+from satchel_server.api import wire
+from satchel_server.api.servicer import TokenService, _PreparedIssue
+from satchel_server.config import AccessKey, CacheSettings
+from satchel_server.credentials.broker import CredentialBroker
+from satchel_server.credentials.budget import TokenBucket
+from satchel_server.presigning.presigner import Presigner
+from satchel_server.presigning.signing_credentials import ScopeSigner, Signers
+from satchel_server.rules.scopes import Permission, TokenRequest
 
 
 @pytest_asyncio.fixture

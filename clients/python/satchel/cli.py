@@ -6,7 +6,7 @@ satchel presign --player p1 --key save.dat [--method PUT] [--content-type T] [--
 
 Connection options, shared by both: --target (default $SATCHEL_TARGET, else 127.0.0.1:50051),
 --key-file (default: the key in $SATCHEL_API_KEY, if set), --tls / --tls-ca / --tls-cert /
---tls-key / --tls-server-name, --timeout. The `satchel` command (service/cli.py) mounts these
+--tls-key / --tls-server-name, --timeout. The `satchel` command (satchel_server.cli) mounts these
 with `add_commands` and hands the parsed arguments to `run`.
 """
 

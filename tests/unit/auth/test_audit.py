@@ -14,9 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support.scopes import make_scope
 
-from service.admission import Admission
-from service.api.status import abort_with
-from service.audit import (
+from satchel_server.access.admission import Admission
+from satchel_server.access.audit import (
     AuditLog,
     CallRecord,
     UtcMillis,
@@ -25,10 +24,11 @@ from service.audit import (
     current_call,
     open_call,
 )
-from service.callers import Authorizer, Caller
-from service.config import AuditSettings, CallerSettings, GrantSettings
-from service.errors import ConfigError, PermissionDenied, Unauthenticated
-from service.scopes import Permission, validate_token_request
+from satchel_server.access.callers import Authorizer, Caller
+from satchel_server.api.status import abort_with
+from satchel_server.config import AuditSettings, CallerSettings, GrantSettings
+from satchel_server.errors import ConfigError, PermissionDenied, Unauthenticated
+from satchel_server.rules.scopes import Permission, validate_token_request
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, 123000, tzinfo=UTC)
 NOW_NS = int(NOW.timestamp()) * 1_000_000_000 + NOW.microsecond * 1000

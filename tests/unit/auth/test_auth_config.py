@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from service.bearer import generate_key
-from service.config import (
+from satchel_server.access.bearer import generate_key
+from satchel_server.config import (
     is_loopback,
     require_caller_authentication,
     settings_from_mapping,
 )
-from service.errors import ConfigError
+from satchel_server.errors import ConfigError
 
 SCOPE = {
     "bucket": "game-saves",

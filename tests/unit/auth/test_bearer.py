@@ -6,9 +6,9 @@ import hashlib
 
 import pytest
 
-from service.bearer import KeyTable, generate_key, key_id_of
-from service.config import BEARER_KEY_ENTRY
-from service.errors import Unauthenticated
+from satchel_server.access.bearer import KeyTable, generate_key, key_id_of
+from satchel_server.config import BEARER_KEY_ENTRY
+from satchel_server.errors import Unauthenticated
 
 
 def test_a_new_key_has_256_bits_of_secret_and_a_matching_config_entry() -> None:

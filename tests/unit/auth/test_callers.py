@@ -7,11 +7,16 @@ from typing import Any
 import pytest
 from support.scopes import make_scope
 
-from service.bearer import generate_key
-from service.callers import Authenticator, Authorizer, Caller
-from service.config import CallerSettings, GrantSettings
-from service.errors import PermissionDenied, Unauthenticated
-from service.scopes import Method, Permission, validate_presign_request, validate_token_request
+from satchel_server.access.bearer import generate_key
+from satchel_server.access.callers import Authenticator, Authorizer, Caller
+from satchel_server.config import CallerSettings, GrantSettings
+from satchel_server.errors import PermissionDenied, Unauthenticated
+from satchel_server.rules.scopes import (
+    Method,
+    Permission,
+    validate_presign_request,
+    validate_token_request,
+)
 
 EU_KEY, US_KEY = generate_key(), generate_key()
 EU_URI = "spiffe://studio/game-eu"

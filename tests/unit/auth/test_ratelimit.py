@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from service.config import CallerSettings, LimitSettings
-from service.errors import RateLimited
-from service.ratelimit import RateLimiter
+from satchel_server.access.ratelimit import RateLimiter
+from satchel_server.config import CallerSettings, LimitSettings
+from satchel_server.errors import RateLimited
 
 
 class Clock:

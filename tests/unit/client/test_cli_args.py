@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from satchel import Method, Permission, cli
-from service.cli import _parser
+from satchel_server.cli import _parser
 
 
 def parse(*argv: str) -> argparse.Namespace:

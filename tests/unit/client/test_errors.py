@@ -10,8 +10,8 @@ from support.scripted_server import Failure, status_of
 
 import satchel
 from satchel.errors import STATUS_DETAILS_KEY, error_from_status
-from service.api.status import rich_status
-from service.errors import InvalidArgument, UpstreamRejected, UpstreamUnavailable
+from satchel_server.api.status import rich_status
+from satchel_server.errors import InvalidArgument, UpstreamRejected, UpstreamUnavailable
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,8 @@ import satchel
 CHECK = """
 import sys
 import satchel, satchel.cli, satchel.client, satchel.errors, satchel.results
-loaded = sorted(m for m in sys.modules if m == "service" or m.startswith(("service.", "aiohttp")))
+server = ("satchel_server", "satchel_server.", "aiohttp")
+loaded = sorted(m for m in sys.modules if m == server[0] or m.startswith(server[1:]))
 print(",".join(loaded))
 """
 

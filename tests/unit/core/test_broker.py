@@ -9,12 +9,12 @@ import pytest
 from support.fakes import FakeClock, ScriptedSts
 from support.scopes import make_scope
 
-from service.broker import AssumeRoleResult, CredentialBroker, LocalOnly
-from service.budget import TokenBucket, sts_budget
-from service.config import CacheSettings
-from service.credentials import utc_now
-from service.errors import PolicyTooLarge, UpstreamDeadline, UpstreamUnavailable
-from service.scopes import Permission, TokenRequest
+from satchel_server.config import CacheSettings
+from satchel_server.credentials.broker import AssumeRoleResult, CredentialBroker, LocalOnly
+from satchel_server.credentials.budget import TokenBucket, sts_budget
+from satchel_server.credentials.types import utc_now
+from satchel_server.errors import PolicyTooLarge, UpstreamDeadline, UpstreamUnavailable
+from satchel_server.rules.scopes import Permission, TokenRequest
 
 SCOPE = make_scope()
 

@@ -6,8 +6,8 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
-from service.api.status import map_error, rich_status
-from service.errors import (
+from satchel_server.api.status import map_error, rich_status
+from satchel_server.errors import (
     InternalFault,
     InvalidArgument,
     PermissionDenied,
@@ -20,7 +20,7 @@ from service.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from service.transport.sts_errors import classify, is_retryable
+from satchel_server.sts.errors import classify, is_retryable
 
 S = grpc.StatusCode
 

@@ -8,12 +8,12 @@ from datetime import timedelta
 import pytest
 from support.fakes import START
 
-from service.broker import AssumeRoleResult
-from service.config import CACHE_KEYS_ENV, settings_from_mapping
-from service.credentials import TemporaryCredentials
-from service.errors import ConfigError
-from service.fleet.crypto import Keyring
-from service.fleet.redis_store import decode, encode
+from satchel_server.config import CACHE_KEYS_ENV, settings_from_mapping
+from satchel_server.credentials.broker import AssumeRoleResult
+from satchel_server.credentials.types import TemporaryCredentials
+from satchel_server.errors import ConfigError
+from satchel_server.fleet.crypto import Keyring
+from satchel_server.fleet.redis_store import decode, encode
 
 OLD = ("old", b"\x01" * 32)
 NEW = ("new", b"\x02" * 32)

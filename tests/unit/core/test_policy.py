@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.errors import InternalFault, PolicyTooLarge
-from service.policy import assert_confined, build_policy, serialise, session_policy
-from service.scopes import Permission
+from satchel_server.errors import InternalFault, PolicyTooLarge
+from satchel_server.rules.policy import assert_confined, build_policy, serialise, session_policy
+from satchel_server.rules.scopes import Permission
 
 ALL = frozenset(Permission)
 

@@ -8,8 +8,8 @@ import unicodedata
 import pytest
 from support.scopes import make_scope
 
-from service.errors import InvalidArgument
-from service.scopes import Method, check_object_key, validate_presign_request
+from satchel_server.errors import InvalidArgument
+from satchel_server.rules.scopes import Method, check_object_key, validate_presign_request
 
 SCOPE = make_scope()
 PREFIX = "players/p1/"

@@ -16,13 +16,13 @@ from support.fakes import FakeClock, ScriptedSts
 from support.scopes import make_scope
 from vectors.sdk_reference import oss2_sign_url, oss_v2_presign
 
-from service.budget import TokenBucket
-from service.config import AccessKey
-from service.errors import InvalidArgument, UpstreamUnavailable
-from service.presign import Presigner
-from service.scopes import Method, validate_presign_request
-from service.signer import ScopeSigner, Signer, Signers
-from service.signing import SigningCredentials
+from satchel_server.config import AccessKey
+from satchel_server.credentials.budget import TokenBucket
+from satchel_server.errors import InvalidArgument, UpstreamUnavailable
+from satchel_server.presigning.presigner import Presigner
+from satchel_server.presigning.signing_credentials import ScopeSigner, Signer, Signers
+from satchel_server.rules.scopes import Method, validate_presign_request
+from satchel_server.signing import SigningCredentials
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 TOKEN = "CAIS" + "t" * 796  # as long as a real STS security token

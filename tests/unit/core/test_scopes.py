@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support.scopes import make_scope
 
-from service.errors import InvalidArgument
-from service.scopes import (
+from satchel_server.errors import InvalidArgument
+from satchel_server.rules.scopes import (
     Permission,
     check_player_id,
     player_prefix,

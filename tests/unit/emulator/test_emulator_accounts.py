@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from service.emulator import accounts as acc
+from satchel_server.emulator import accounts as acc
 
 TOML = """
 [[accounts]]

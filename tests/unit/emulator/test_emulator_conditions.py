@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.emulator.conditions import ConditionError, parse_condition_block
+from satchel_server.emulator.conditions import ConditionError, parse_condition_block
 
 
 def _holds(block: dict[str, object], context: dict[str, str]) -> bool:

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from service.emulator.errors import (
+from satchel_server.emulator.errors import (
     OSS_ERRORS,
     STS_ERRORS,
     OssError,

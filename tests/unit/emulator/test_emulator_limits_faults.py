@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from service.emulator.admin_app import check_loopback
-from service.emulator.faults import NO_FAULT, FaultPlan, Faults
-from service.emulator.limits import NonceCache, RateLimiter
+from satchel_server.emulator.admin_app import check_loopback
+from satchel_server.emulator.faults import NO_FAULT, FaultPlan, Faults
+from satchel_server.emulator.limits import NonceCache, RateLimiter
 
 
 def test_rate_limiter_sliding_window() -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from service.emulator.errors import OssError
-from service.emulator.oss_addressing import bucket_from_host, parse_target
-from service.emulator.oss_objects import parse_range
-from service.emulator.oss_xml import KeyCodec, iso8601, parse_complete, parse_delete
+from satchel_server.emulator.errors import OssError
+from satchel_server.emulator.oss_addressing import bucket_from_host, parse_target
+from satchel_server.emulator.oss_objects import parse_range
+from satchel_server.emulator.oss_xml import KeyCodec, iso8601, parse_complete, parse_delete
 
 BUCKETS = {"b1", "satchel-dev"}
 

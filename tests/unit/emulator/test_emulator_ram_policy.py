@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.emulator.ram_policy import (
+from satchel_server.emulator.ram_policy import (
     Decision,
     PolicyGrammarError,
     Request,

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.emulator.errors import OssError
-from service.emulator.store import (
+from satchel_server.emulator.errors import OssError
+from satchel_server.emulator.store import (
     MIN_PART_SIZE,
     ObjectStore,
     decode_token,

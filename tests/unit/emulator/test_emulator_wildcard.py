@@ -7,7 +7,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.emulator.wildcard import wildcard_match
+from satchel_server.emulator.wildcard import wildcard_match
 
 
 def _reference(pattern: str, text: str) -> bool:

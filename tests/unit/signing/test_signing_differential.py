@@ -17,7 +17,7 @@ from urllib.parse import quote
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.signing import (
+from satchel_server.signing import (
     OssEndpoint,
     OssRequest,
     RpcRequest,

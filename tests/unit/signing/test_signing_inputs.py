@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.signing import (
+from satchel_server.signing import (
     Acs3Request,
     OssEndpoint,
     OssRequest,
@@ -34,8 +34,8 @@ from service.signing import (
     sign_header_v4,
     sign_rpc,
 )
-from service.signing.encoding import pct, pct_path
-from service.signing.keys import Mac
+from satchel_server.signing.encoding import pct, pct_path
+from satchel_server.signing.keys import Mac
 
 NOW = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 SECRET, TOKEN = "very-secret-value", "very-secret-token"

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from service.signing import (
+from satchel_server.signing import (
     Acs3Request,
     OssEndpoint,
     OssRequest,
@@ -25,8 +25,8 @@ from service.signing import (
     sign_header_v4,
     sign_rpc,
 )
-from service.signing.post_policy import encode_policy, sign_policy_v1
-from service.signing.timefmt import parse_iso_extended
+from satchel_server.signing.post_policy import encode_policy, sign_policy_v1
+from satchel_server.signing.timefmt import parse_iso_extended
 
 
 def _creds(case: dict[str, Any]) -> SigningCredentials:

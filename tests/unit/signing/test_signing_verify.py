@@ -10,7 +10,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from service.signing import (
+from satchel_server.signing import (
     Acs3Request,
     OssEndpoint,
     OssRequest,
@@ -32,8 +32,8 @@ from service.signing import (
     verify_post_form,
     verify_rpc,
 )
-from service.signing.post_policy import encode_policy, sign_policy_v1
-from service.signing.timefmt import parse_iso_extended
+from satchel_server.signing.post_policy import encode_policy, sign_policy_v1
+from satchel_server.signing.timefmt import parse_iso_extended
 
 NOW = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 REGION = "cn-hangzhou"

@@ -1,0 +1,1 @@
+"""What operators see: scrubbed structured logs and Prometheus metrics."""

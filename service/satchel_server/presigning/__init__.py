@@ -1,0 +1,1 @@
+"""PresignObject: URLs and POST forms signed with scope-level credentials."""

@@ -1,0 +1,1 @@
+"""Request validation (scopes, player ids, keys, permissions, lifetimes) and session policies."""

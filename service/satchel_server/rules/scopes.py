@@ -1,0 +1,327 @@
+"""Request validation, in one place for every RPC: scope, player id, permissions, TTL.
+
+A request that fails here never reaches STS. A player id that could widen a RAM
+policy is rejected, never escaped: escaping is where policy-injection bugs live.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from satchel_server.config import PLAYER_PLACEHOLDER, ScopeSettings
+from satchel_server.errors import InvalidArgument
+
+
+class Permission(enum.Enum):
+    READ = "read"
+    WRITE = "write"
+    LIST = "list"
+    DELETE = "delete"
+
+
+# Characters that mean something inside a RAM policy or a path, refused even when
+# an operator's pattern would let them through: wildcards (* ?), policy variables
+# (${...}), JSON string delimiters (" \), the folder separator (/).
+_POLICY_METACHARACTERS = frozenset('*?${}"\\/')
+# STS RoleSessionName: 2-64 of these. It lands in ActionTrail, so it names the player.
+_SESSION_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9.@_-]")
+_SESSION_NAME_PREFIX = "satchel-"
+_SESSION_NAME_MAX = 64
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def check_player_id(scope: ScopeSettings, player_id: str) -> None:
+    """Raise InvalidArgument unless `player_id` is safe and matches the scope's pattern."""
+    if (
+        player_id
+        and _compiled(scope.player_id_pattern).fullmatch(player_id)
+        and player_id.isascii()
+        and player_id.isprintable()
+        and _POLICY_METACHARACTERS.isdisjoint(player_id)
+        and ".." not in player_id
+    ):
+        return  # every rule below holds: the usual case, decided in one pass
+    if not player_id:
+        raise InvalidArgument("player_id", "is required")
+    if not player_id.isascii() or not player_id.isprintable():
+        raise InvalidArgument("player_id", "must be printable ASCII")
+    if bad := sorted(set(player_id) & _POLICY_METACHARACTERS):
+        raise InvalidArgument("player_id", f"must not contain {bad[0]!r}")
+    if ".." in player_id:
+        raise InvalidArgument("player_id", "must not contain '..'")
+    raise InvalidArgument("player_id", f"must match the scope's pattern {scope.player_id_pattern}")
+
+
+def player_prefix(scope: ScopeSettings, player_id: str) -> str:
+    """The player's folder, ending in '/'. Call only with a checked player id."""
+    return scope.prefix_template.replace(PLAYER_PLACEHOLDER, player_id)
+
+
+def resolve_scope(scopes: Mapping[str, ScopeSettings], name: str) -> ScopeSettings:
+    if not name:
+        for scope in scopes.values():
+            if scope.default:
+                return scope
+        raise InvalidArgument("scope", "is required: this server has no default scope")
+    if name not in scopes:
+        raise InvalidArgument("scope", f"unknown scope {name!r}")
+    return scopes[name]
+
+
+@functools.cache
+def permission_set(names: tuple[str, ...]) -> frozenset[Permission]:
+    """Configured permission names as a set; a scope's few sets are built once."""
+    return frozenset(Permission(name) for name in names)
+
+
+@functools.cache
+def permission_names(permissions: frozenset[Permission]) -> tuple[str, ...]:
+    """The names in a stable order, for audit lines and responses."""
+    return tuple(sorted(p.value for p in permissions))
+
+
+def resolve_permissions(scope: ScopeSettings, asked: Iterable[Permission]) -> frozenset[Permission]:
+    """The scope's defaults when nothing is asked; else exactly what was asked, if allowed."""
+    wanted = frozenset(asked) or permission_set(scope.default_permissions)
+    allowed = permission_set(scope.permissions)
+    if not wanted <= allowed:
+        refused = sorted(p.value for p in wanted - allowed)
+        raise InvalidArgument(
+            "permissions", f"{refused[0]!r} is not allowed in scope {scope.name!r}"
+        )
+    return wanted
+
+
+def _whole_seconds(field: str, asked: float | None, default: int, low: int, high: int) -> int:
+    """`default` when unset; else `asked` as whole seconds within [low, high]."""
+    if asked is None:
+        return default
+    if asked != int(asked):
+        raise InvalidArgument(field, "must be a whole number of seconds")
+    if not low <= asked <= high:
+        raise InvalidArgument(field, f"must be between {low} and {high} seconds")
+    return int(asked)
+
+
+def resolve_ttl(scope: ScopeSettings, asked_seconds: float | None) -> int:
+    """The scope's default when unset; else whole seconds within the scope's bounds."""
+    return _whole_seconds(
+        "ttl",
+        asked_seconds,
+        scope.ttl_default_seconds,
+        scope.ttl_min_seconds,
+        scope.ttl_max_seconds,
+    )
+
+
+def role_session_name(player_id: str) -> str:
+    """A valid STS RoleSessionName that shows in Alibaba's audit trail who acted.
+
+    Player ids are usually already valid; any other character becomes '-', and a
+    name too long for STS keeps its start plus a short hash so it stays distinct.
+    """
+    name = _SESSION_NAME_PREFIX + _SESSION_NAME_UNSAFE.sub("-", player_id)
+    if len(name) > _SESSION_NAME_MAX:
+        digest = hashlib.sha256(player_id.encode()).hexdigest()[:12]
+        name = name[: _SESSION_NAME_MAX - len(digest) - 1] + "-" + digest
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRequest:
+    """An IssueToken request after validation: every field is safe to act on."""
+
+    scope: ScopeSettings
+    player_id: str
+    prefix: str
+    permissions: frozenset[Permission]
+    ttl_seconds: int
+
+
+def validate_token_request(
+    scopes: Mapping[str, ScopeSettings],
+    *,
+    scope_name: str,
+    player_id: str,
+    permissions: Iterable[Permission],
+    ttl_seconds: float | None,
+) -> TokenRequest:
+    scope = resolve_scope(scopes, scope_name)
+    check_player_id(scope, player_id)
+    return TokenRequest(
+        scope=scope,
+        player_id=player_id,
+        prefix=player_prefix(scope, player_id),
+        permissions=resolve_permissions(scope, permissions),
+        ttl_seconds=resolve_ttl(scope, ttl_seconds),
+    )
+
+
+class Method(enum.StrEnum):
+    """A member is a str of its own name: hot paths use it as is (Enum.value is a slow lookup)."""
+
+    GET = "GET"
+    PUT = "PUT"
+    HEAD = "HEAD"
+    DELETE = "DELETE"
+    POST = "POST"
+
+
+# What a presigned operation needs the scope to allow.
+METHOD_NEEDS: dict[Method, Permission] = {
+    Method.GET: Permission.READ,
+    Method.HEAD: Permission.READ,
+    Method.PUT: Permission.WRITE,
+    Method.POST: Permission.WRITE,
+    Method.DELETE: Permission.DELETE,
+}
+MAX_KEY_BYTES = 1023  # OSS's limit on a whole object key, in UTF-8
+MAX_CONTENT_TYPE_CHARS = 255
+V4_MAX_EXPIRES_SECONDS = 604800  # OSS refuses longer V4 presigned URLs
+# Invisible characters that reorder or hide text: a key that displays as
+# "save.dat" must be "save.dat".
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+_CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;\s*[ -~]*)?")
+
+
+def _check_key_characters(key: str) -> None:
+    if unicodedata.normalize("NFC", key) != key:
+        raise InvalidArgument("key", "is not NFC-normalised; normalise it to NFC before sending")
+    for char in key:
+        if unicodedata.category(char) == "Cc":
+            raise InvalidArgument("key", f"must not contain control character U+{ord(char):04X}")
+        if char in _BIDI_CONTROLS:
+            raise InvalidArgument(
+                "key", f"must not contain bidirectional control U+{ord(char):04X}"
+            )
+
+
+def check_object_key(prefix: str, key: str) -> str:
+    """The full key (prefix + key) when `key` is a safe name inside the player's folder."""
+    if not key:
+        raise InvalidArgument("key", "is required")
+    # Printable ASCII is NFC and has no control or bidi character: the usual key
+    # skips the per-character checks.
+    if not (key.isascii() and key.isprintable()):
+        _check_key_characters(key)
+    if "\\" in key:
+        raise InvalidArgument("key", "must not contain '\\'")
+    if key.startswith("/"):
+        raise InvalidArgument("key", "must be relative to the player's folder: no leading '/'")
+    for segment in key.split("/"):
+        if segment == "":
+            raise InvalidArgument("key", "must not contain empty segments ('//' or a trailing '/')")
+        if segment in (".", ".."):
+            raise InvalidArgument("key", "must not contain '.' or '..' segments")
+    full_key = prefix + key
+    try:
+        size = len(full_key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidArgument("key", "must be valid UTF-8") from None
+    if size > MAX_KEY_BYTES:
+        raise InvalidArgument(
+            "key", f"makes a full key of {size} bytes; OSS allows at most {MAX_KEY_BYTES}"
+        )
+    return full_key
+
+
+def resolve_expires(scope: ScopeSettings, asked_seconds: float | None) -> int:
+    """The scope's default when unset; else 1 s up to the scope's cap (and V4's 7 days)."""
+    cap = scope.presign_expires_max_seconds
+    if scope.presign_signature == "v4":
+        cap = min(cap, V4_MAX_EXPIRES_SECONDS)
+    return _whole_seconds(
+        "expires_in", asked_seconds, scope.presign_expires_default_seconds, 1, cap
+    )
+
+
+def check_content_type(method: Method, content_type: str) -> str | None:
+    if not content_type:
+        return None
+    if method not in (Method.PUT, Method.POST):
+        raise InvalidArgument("content_type", "applies to PUT and POST only")
+    if len(content_type) > MAX_CONTENT_TYPE_CHARS or not _CONTENT_TYPE.fullmatch(content_type):
+        raise InvalidArgument("content_type", "must be a media type such as image/png")
+    return content_type
+
+
+def resolve_max_size(scope: ScopeSettings, method: Method, asked: int) -> int | None:
+    """POST's upload cap in bytes: the scope's default for 0, never above its cap."""
+    if method is not Method.POST:
+        return None
+    if asked < 0:
+        raise InvalidArgument("max_size", "must not be negative")
+    if asked == 0:
+        return scope.post_max_size_default_bytes
+    if asked > scope.post_max_size_cap_bytes:
+        raise InvalidArgument(
+            "max_size",
+            f"must be at most {scope.post_max_size_cap_bytes} bytes in scope {scope.name!r}",
+        )
+    return asked
+
+
+@dataclass(frozen=True, slots=True)
+class PresignRequest:
+    """A PresignObject request after validation."""
+
+    scope: ScopeSettings
+    player_id: str
+    prefix: str
+    key: str  # the full key, prefix included
+    method: Method
+    expires_seconds: int
+    content_type: str | None
+    max_size: int | None
+    forbid_overwrite: bool
+
+
+def validate_presign_request(
+    scopes: Mapping[str, ScopeSettings],
+    *,
+    scope_name: str,
+    player_id: str,
+    key: str,
+    method: Method | None,
+    expires_seconds: float | None,
+    content_type: str,
+    max_size: int,
+    forbid_overwrite: bool,
+) -> PresignRequest:
+    scope = resolve_scope(scopes, scope_name)
+    check_player_id(scope, player_id)
+    prefix = player_prefix(scope, player_id)
+    full_key = check_object_key(prefix, key)
+    if method is None:
+        raise InvalidArgument("method", "is required: GET, PUT, HEAD, DELETE or POST")
+    needed = METHOD_NEEDS[method]
+    if needed.value not in scope.permissions:
+        raise InvalidArgument(
+            "method",
+            f"{method.value} needs {needed.value!r}, which scope {scope.name!r} does not allow",
+        )
+    if forbid_overwrite and method not in (Method.PUT, Method.POST):
+        raise InvalidArgument("forbid_overwrite", "applies to PUT and POST only")
+    return PresignRequest(
+        scope=scope,
+        player_id=player_id,
+        prefix=prefix,
+        key=full_key,
+        method=method,
+        expires_seconds=resolve_expires(scope, expires_seconds),
+        content_type=check_content_type(method, content_type),
+        max_size=resolve_max_size(scope, method, max_size),
+        forbid_overwrite=forbid_overwrite,
+    )

@@ -1,1 +1,0 @@
-"""I/O with Alibaba Cloud (or the emulator): one aiohttp session, signed requests, retries."""
