@@ -31,10 +31,10 @@ import grpc
 from bench.common import Row
 from satchel.v1 import token_service_pb2 as pb
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
-from satchel_server.cli import dev_settings, wired_server
 from satchel_server.config import AuditSettings, CacheSecrets, Settings
 from satchel_server.emulator.runner import Emulator, start_emulator
 from satchel_server.emulator.state import EmulatorConfig
+from satchel_server.wiring import dev_settings, wired_server
 
 # The redis-server launcher the tests use (tests/support is not an installed package).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))

@@ -23,12 +23,12 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from bench.common import Row, rss_bytes
-from satchel_server.cli import dev_settings
 from satchel_server.credentials.broker import AssumeRoleRequest, AssumeRoleResult, CredentialBroker
 from satchel_server.credentials.budget import TokenBucket
 from satchel_server.credentials.types import TemporaryCredentials
 from satchel_server.emulator.runner import Emulator
 from satchel_server.rules.scopes import Permission, validate_token_request
+from satchel_server.wiring import dev_settings
 
 TARGET_BYTES = 3 * 1024
 TOKEN_CHARS = 800

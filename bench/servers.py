@@ -23,10 +23,10 @@ from typing import Any, Literal
 
 from bench import echo
 from satchel_server.api.server import SatchelServer, build_server
-from satchel_server.cli import dev_settings, wired_server
 from satchel_server.config import ServerSettings
 from satchel_server.emulator.runner import start_emulator
 from satchel_server.emulator.state import Counters, EmulatorConfig
+from satchel_server.wiring import dev_settings, wired_server
 
 START_TIMEOUT_S = 60.0
 STATS_TIMEOUT_S = 10.0
@@ -75,7 +75,7 @@ async def _start(spec: ServerSpec, stack: AsyncExitStack) -> tuple[SatchelServer
     # The server `satchel dev` runs: its call pipeline (callers, audit, metrics) included.
     server = await stack.enter_async_context(wired_server(settings))
     await server.start()
-    # As `satchel serve` and `satchel dev` do once everything is wired (satchel_server.cli).
+    # As `satchel serve` and `satchel dev` do once everything is wired (satchel_server.wiring).
     gc.collect()
     gc.freeze()
     return server, emulator.counters

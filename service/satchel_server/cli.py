@@ -1,4 +1,4 @@
-"""The `satchel` command: the composition root that reads configuration and wires parts.
+"""The `satchel` command: run Satchel, try it, check it, and call it.
 
 satchel serve    [--config PATH]      run from configuration (production)
 satchel dev      [--listen ADDR]      run beside the embedded STS + OSS emulator
@@ -14,56 +14,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client import start_http_server
 
 from satchel import cli as client_cli
-from satchel_server import __version__
-from satchel_server.access.admission import Admission
-from satchel_server.access.audit import audit_log_from
+from satchel_server import __version__, wiring
 from satchel_server.access.bearer import generate_key
-from satchel_server.access.callers import Authenticator
-from satchel_server.api.pipeline import CallPipeline
 from satchel_server.api.server import (
     ListenError,
-    SatchelServer,
-    build_server,
-    server_credentials,
     stop_signalled,
 )
-from satchel_server.api.servicer import TokenService
 from satchel_server.config import (
-    ACCESS_KEY_ID_ENV,
-    ACCESS_KEY_SECRET_ENV,
     Settings,
     is_valid_name,
     load_settings,
     parse_listen_address,
     require_caller_authentication,
     require_complete,
-    settings_from_mapping,
 )
-from satchel_server.credentials.broker import CredentialBroker
 from satchel_server.emulator import accounts as dev_account
-from satchel_server.emulator.runner import Emulator, start_emulator
+from satchel_server.emulator.runner import start_emulator
 from satchel_server.emulator.state import EmulatorConfig
 from satchel_server.errors import ConfigError
-from satchel_server.fleet.assembly import open_fleet
 from satchel_server.observability import logs
-from satchel_server.observability.metrics import Metrics, StateCollector, new_metrics
-from satchel_server.presigning.presigner import Presigner
-from satchel_server.presigning.signing_credentials import ScopeSigner, Signers
-from satchel_server.sts.client import AliyunStsClient
-from satchel_server.sts.http import new_session
 
 log = logging.getLogger("satchel")
 
@@ -114,108 +93,11 @@ def _configure_logging(level: str, log_format: str = "text") -> None:
     logs.configure(level, json_lines=log_format == "json")
 
 
-@asynccontextmanager
-async def wired_token_service(
-    settings: Settings, metrics: Metrics | None = None
-) -> AsyncIterator[TokenService]:
-    """The real TokenService: one aiohttp session, the STS client, budget, broker, signers."""
-    assert settings.access_key is not None  # require_complete() checked it
-    access_key = settings.access_key
-    async with new_session() as session:
-        # The shared cache and budget (Redis), or this process's own when none is set.
-        fleet = open_fleet(settings)
-        observe = metrics.observe_sts if metrics is not None else None
-        sts = AliyunStsClient(
-            session, settings.sts, access_key, observe=observe, retry_budget=fleet.budget
-        )
-        broker = CredentialBroker(sts, settings.cache, fleet.budget, shared=fleet.shared)
-        scope_signers = {
-            name: ScopeSigner(scope, sts, fleet.budget, access_key, shared=fleet.shared)
-            for name, scope in settings.scopes.items()
-        }
-        signers = Signers(scope_signers)
-        if metrics is not None:
-            metrics.registry.register(StateCollector(broker, fleet.budget, scope_signers))
-        # Presigning credentials first, so the first PresignObject does not wait on STS.
-        await signers.start()
-        try:
-            yield TokenService(
-                settings.scopes,
-                broker,
-                Presigner(settings.scopes, signers),
-                Admission.from_settings(settings),
-                max_deadline_seconds=settings.server.max_deadline_seconds,
-            )
-        finally:
-            await signers.stop()
-            await broker.close()
-            await fleet.close()
-
-
-@asynccontextmanager
-async def wired_server(settings: Settings) -> AsyncIterator[SatchelServer]:
-    """The server `serve` and `dev` run: the call pipeline (callers, audit, metrics), TLS."""
-    credentials = server_credentials(settings.tls)
-    if settings.callers and credentials is None:
-        log.warning("bearer keys travel in plaintext: serve TLS unless a proxy terminates it")
-    metrics = new_metrics()
-    audit = audit_log_from(settings.audit)
-    try:
-        with serving_metrics(settings.metrics.listen, metrics) as metrics_port:
-            async with wired_token_service(settings, metrics) as token_service:
-                pipeline = CallPipeline(Authenticator(settings.callers), audit, metrics.rpc)
-                server = build_server(
-                    settings.server,
-                    pipeline.methods(token_service.methods()),
-                    credentials=credentials,
-                    ready=token_service.ready,
-                )
-                server.metrics_port = metrics_port
-                yield server
-    finally:
-        audit.close()
-
-
-@contextmanager
-def serving_metrics(listen: str, metrics: Metrics) -> Iterator[int]:
-    """Prometheus's own HTTP server (a thread) at /metrics, when an address is configured.
-
-    Yields the bound port (0: not serving).
-    """
-    if not listen:
-        yield 0
-        return
-    host, port = parse_listen_address(listen)
-    try:
-        server, thread = start_http_server(port, host.strip("[]"), metrics.registry)
-    except OSError as exc:
-        raise ListenError(f"cannot listen on {listen} (metrics): {exc}") from None
-    log.info("metrics on http://%s:%d/metrics", host, server.server_port)
-    try:
-        yield server.server_port
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-async def _serve(settings: Settings, banner: Callable[[str], str] | None = None) -> None:
-    async with wired_server(settings) as server:
-        if banner is not None:
-            server.on_started = lambda: print(banner(server.address), flush=True)
-        # Everything built so far lives as long as the process: freezing it keeps the
-        # cyclic garbage collector from rescanning it on every collection under load
-        # (measured: tens of microseconds per cached IssueToken).
-        gc.collect()
-        gc.freeze()
-        await server.serve_until_signalled()
-
-
 def _run(settings: Settings) -> int:
     _configure_logging(settings.log.level, settings.log.format)
     log.info("satchel %s starting (settings from %s)", __version__, settings.source)
     require_complete(settings)
-    asyncio.run(_serve(settings))
+    asyncio.run(wiring.serve(settings))
     return EXIT_OK
 
 
@@ -224,31 +106,6 @@ def _check_listen_argument(listen: str) -> None:
         parse_listen_address(listen)
     except ValueError as exc:
         raise ConfigError("--listen", str(exc)) from None
-
-
-def dev_settings(listen: str, emulator: Emulator) -> Settings:
-    """Settings that point Satchel at a running emulator and its built-in dev account."""
-    document = {
-        "server": {"listen": listen, "reflection": True},
-        "sts": {"endpoint": emulator.sts_url},
-        # Dev is for trying things out on loopback: no per-player limit to trip over.
-        "limits": {"player_rate_per_second": 0},
-        "scopes": {
-            "dev": {
-                "bucket": dev_account.DEV_BUCKET,
-                "region": dev_account.DEV_REGION,
-                "role_arn": dev_account.DEV_ROLE_ARN,
-                "endpoint": emulator.oss_url,
-                "addressing": "path",
-                "default_permissions": ["read", "write", "list"],
-            }
-        },
-    }
-    environ = {
-        ACCESS_KEY_ID_ENV: dev_account.DEV_ACCESS_KEY_ID,
-        ACCESS_KEY_SECRET_ENV: dev_account.DEV_ACCESS_KEY_SECRET,
-    }
-    return settings_from_mapping(document, environ, source="built-in dev settings")
 
 
 DEV_BANNER = """
@@ -266,7 +123,7 @@ Try:
 async def _dev(listen: str, data_dir: Path) -> None:
     emulator = await start_emulator(EmulatorConfig(data_dir=data_dir))
     try:
-        settings = dev_settings(listen, emulator)
+        settings = wiring.dev_settings(listen, emulator)
         require_caller_authentication(settings)  # dev has no callers: loopback only
 
         def banner(address: str) -> str:
@@ -278,7 +135,7 @@ async def _dev(listen: str, data_dir: Path) -> None:
                 region=dev_account.DEV_REGION,
             )
 
-        await _serve(settings, banner)
+        await wiring.serve(settings, banner)
     finally:
         await emulator.stop()
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from satchel_server.access.bearer import NewKey, generate_key
-from satchel_server.cli import dev_settings
 from satchel_server.config import (
     AuditSettings,
     CallerSettings,
@@ -22,6 +21,7 @@ from satchel_server.config import (
     TlsSettings,
 )
 from satchel_server.emulator.runner import Emulator
+from satchel_server.wiring import dev_settings
 
 EU_KEY = generate_key()  # game-eu's current key
 EU_OLD_KEY = generate_key()  # game-eu's previous key, rotated out of the configuration

@@ -30,7 +30,6 @@ from support.stack import Stack, running_stack
 
 from satchel.v1 import token_service_pb2 as pb
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
-from satchel_server.cli import dev_settings
 from satchel_server.config import (
     ACCESS_KEY_ID_ENV,
     ACCESS_KEY_SECRET_ENV,
@@ -41,6 +40,7 @@ from satchel_server.config import (
 from satchel_server.emulator import accounts as dev_account
 from satchel_server.emulator.runner import Emulator
 from satchel_server.fleet.shared_budget import fleet_capacity
+from satchel_server.wiring import dev_settings
 
 __all__ = ["emulator", "private_redis", "redis_server", "redis_session"]
 

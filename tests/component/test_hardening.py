@@ -21,11 +21,11 @@ from support.stack import Stack, running_stack
 from yarl import URL
 
 from satchel.v1 import token_service_pb2 as pb
-from satchel_server.cli import dev_settings
 from satchel_server.emulator import accounts as acc
 from satchel_server.emulator.runner import Emulator, running_emulator
 from satchel_server.emulator.state import EmulatorConfig
 from satchel_server.signing import verify
+from satchel_server.wiring import dev_settings
 
 BUCKET = acc.DEV_BUCKET
 

@@ -19,11 +19,11 @@ from support.processes import REPO_ROOT
 from support.stack import Stack, running_stack
 
 from satchel.v1 import token_service_pb2 as pb
-from satchel_server.cli import dev_settings
 from satchel_server.config import MetricsSettings
 from satchel_server.emulator.faults import FaultPlan
 from satchel_server.emulator.runner import Emulator
 from satchel_server.observability import logs
+from satchel_server.wiring import dev_settings
 
 __all__ = ["emulator"]
 

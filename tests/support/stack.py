@@ -12,9 +12,9 @@ import grpc
 
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
 from satchel_server.api.server import SatchelServer
-from satchel_server.cli import dev_settings, wired_server
 from satchel_server.config import Settings
 from satchel_server.emulator.runner import Emulator
+from satchel_server.wiring import dev_settings, wired_server
 
 
 @dataclass
