@@ -189,3 +189,27 @@ async def test_oss_v2_sts_player_folder(emulator: Emulator) -> None:
     client = v2_client(emulator, creds)
     await asyncio.to_thread(_v2_round_trip, client, "players/12/")
     await asyncio.to_thread(_v2_multipart, client, "players/12/")
+
+
+def _list_spaced_prefix(bucket: Any, v2: oss_v2.Client) -> None:
+    folder = "players/12/my saves/"
+    for name in ("slot 1.dat", "slot+2.dat"):
+        bucket.put_object(folder + name, b"save")
+    bucket.put_object("players/12/my savesX", b"other")
+    expected = [folder + "slot 1.dat", folder + "slot+2.dat"]
+    # oss2 (through requests) sends the space as `+` and the plus as `%2B`.
+    assert [o.key for o in bucket.list_objects(prefix=folder).object_list] == expected
+    assert [o.key for o in bucket.list_objects_v2(prefix=folder).object_list] == expected
+    # alibabacloud-oss-v2 sends the space as `%20`.
+    listed = v2.list_objects_v2(oss_v2.ListObjectsV2Request(bucket=BUCKET, prefix=folder))
+    assert [o.key for o in listed.contents or []] == expected
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("v4", [False, True], ids=["v1", "v4"])
+async def test_list_a_prefix_with_a_space(emulator: Emulator, v4: bool) -> None:
+    """The player's policy allows ListObjects only under `players/12/`: the prefix must
+    reach the RAM check, and the listing, decoded as OSS decodes it."""
+    creds = await asyncio.to_thread(_player_creds, emulator)
+    bucket = oss2_bucket(emulator, creds, v4=v4)
+    await asyncio.to_thread(_list_spaced_prefix, bucket, v2_client(emulator, creds))

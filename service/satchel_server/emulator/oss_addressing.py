@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from satchel_server.emulator.errors import OssError
+from satchel_server.signing.encoding import decode_query
 
 MAX_KEY_BYTES = 1023
 
@@ -58,16 +59,6 @@ def bucket_from_host(host: str, known_buckets: Container[str]) -> str | None:
     return label if label in known_buckets else None
 
 
-def _decode_query(raw: str) -> tuple[tuple[str, str], ...]:
-    # OSS treats `+` literally; the SDKs send `%2B` for a plus and `%20` for a space.
-    pairs = []
-    for item in raw.split("&"):
-        if item:
-            name, _, value = item.partition("=")
-            pairs.append((unquote(name), unquote(value)))
-    return tuple(pairs)
-
-
 def check_key(key: str) -> str:
     size = len(key.encode("utf-8", "surrogatepass"))
     if not 1 <= size <= MAX_KEY_BYTES:
@@ -77,7 +68,7 @@ def check_key(key: str) -> str:
 
 def parse_target(host: str, raw_path: str, known_buckets: Container[str]) -> Target:
     path, _, raw_query = raw_path.partition("?")
-    query = _decode_query(raw_query)
+    query = tuple(decode_query(raw_query, plus_is_space=True))
     try:
         decoded = unquote(path, errors="strict")
     except UnicodeDecodeError as exc:

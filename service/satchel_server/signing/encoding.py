@@ -68,8 +68,8 @@ def encode_query(params: Mapping[str, str]) -> list[str]:
 def decode_query(query: str, *, plus_is_space: bool = False) -> list[tuple[str, str]]:
     """Split ``a=1&b&c=%20`` into decoded pairs, in order, keeping duplicates.
 
-    OSS treats ``+`` literally (the SDKs send ``%2B``); form bodies and the RPC gateway
-    decode it as a space, hence ``plus_is_space``.
+    ``plus_is_space`` decodes ``+`` as a space, as form bodies, the RPC gateway and OSS
+    do (oss2 sends query values form-encoded: a space as ``+``, a plus as ``%2B``).
     """
     unq = unquote_plus if plus_is_space else unquote
     pairs = []

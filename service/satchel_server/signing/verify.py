@@ -205,7 +205,7 @@ def verify_oss(
     ``query`` is the raw query string as received; ``region`` is the emulator's region.
     """
     now = utc(now)
-    params = dict(decode_query(query))
+    params = dict(decode_query(query, plus_is_space=True))
     lower = {k.lower(): v for k, v in headers.items()}
     auth: OssV1Auth | OssV4Auth | None
     if "authorization" in lower:
