@@ -52,6 +52,9 @@ OSS_ERRORS: Mapping[str, ErrorSpec] = {
     "FileAlreadyExists": ErrorSpec(409, "The object you specified already exists."),
     "InvalidArgument": ErrorSpec(400, "An argument you provided is invalid."),
     "InvalidPolicyDocument": ErrorSpec(400, "Invalid Policy."),
+    "InvalidTag": ErrorSpec(400, "The tag provided was not a valid tag."),
+    "NotSymlink": ErrorSpec(400, "The specified object is not a symlink."),
+    "OperationNotSupported": ErrorSpec(400, "The operation is not supported for this resource."),
     "MalformedXML": ErrorSpec(
         400,
         "The XML you provided was not well-formed or did not validate against our "

@@ -1,7 +1,8 @@
 """The OSS listener: an aiohttp.web app answering the object API the SDKs use.
 
-Every request: fault injection → bucket and key from host and raw path → signature (header,
-presigned query, or POST form) → RAM check for STS sessions → the operation. Every error is
+Every request: fault injection → bucket and key from host and raw path → the operation its
+method and sub-resource name (`oss_routes`) → signature (header, presigned query, or POST
+form) → RAM check for STS sessions → the operation. Every error is
 an `OssError` rendered once, in `_error_response`.
 """
 
@@ -13,88 +14,14 @@ from aiohttp import web
 
 from satchel_server.emulator.errors import OssError, render_oss_error
 from satchel_server.emulator.faults import fault_middleware
-from satchel_server.emulator.oss_addressing import Target, parse_target
+from satchel_server.emulator.oss_addressing import parse_target
 from satchel_server.emulator.oss_auth import authenticate
-from satchel_server.emulator.oss_call import Handler, OssCall
-from satchel_server.emulator.oss_listing import list_objects
-from satchel_server.emulator.oss_multipart import (
-    abort_upload,
-    complete_upload,
-    initiate_upload,
-    list_parts,
-    list_uploads,
-    upload_part,
-)
-from satchel_server.emulator.oss_objects import (
-    copy_object,
-    delete_multiple,
-    delete_object,
-    get_object,
-    head_object,
-    post_object,
-    put_object,
-)
+from satchel_server.emulator.oss_call import OssCall
+from satchel_server.emulator.oss_objects import post_object
+from satchel_server.emulator.oss_routes import COPY_SOURCE_HEADER, resolve
 from satchel_server.emulator.state import EmulatorState, new_request_id
 
 STATE_KEY = web.AppKey("state", EmulatorState)
-# Bucket-level sub-resources this emulator does not implement: answered, never misread.
-_UNSUPPORTED_BUCKET_PARAMS = frozenset(
-    {
-        "acl",
-        "location",
-        "bucketInfo",
-        "cors",
-        "lifecycle",
-        "logging",
-        "website",
-        "referer",
-        "policy",
-        "tagging",
-        "versioning",
-        "versions",
-        "stat",
-        "encryption",
-        "worm",
-    }
-)
-
-
-def _route_bucket(method: str, target: Target, request: web.Request) -> Handler:
-    if method == "GET":
-        if target.has("uploads"):
-            return list_uploads
-        if any(target.has(p) for p in _UNSUPPORTED_BUCKET_PARAMS):
-            raise OssError("NotImplemented", "This bucket operation is not emulated.")
-        return list_objects
-    if method == "POST" and target.has("delete"):
-        return delete_multiple
-    if method == "POST" and request.content_type == "multipart/form-data":
-        return post_object
-    raise OssError("MethodNotAllowed")
-
-
-def _route(method: str, target: Target, request: web.Request) -> Handler:
-    if target.key is None:
-        return _route_bucket(method, target, request)
-    multipart = target.has("uploadId")
-    routes: dict[str, Handler] = {
-        "PUT": upload_part
-        if multipart
-        else copy_object
-        if "x-oss-copy-source" in request.headers
-        else put_object,
-        "GET": list_parts if multipart else get_object,
-        "HEAD": head_object,
-        "DELETE": abort_upload if multipart else delete_object,
-    }
-    if method == "POST" and target.has("uploads"):
-        return initiate_upload
-    if method == "POST" and multipart:
-        return complete_upload
-    handler = routes.get(method)
-    if handler is None:
-        raise OssError("MethodNotAllowed")
-    return handler
 
 
 def _error_response(error: OssError, request: web.Request, request_id: str) -> web.Response:
@@ -118,11 +45,11 @@ async def handle(request: web.Request) -> web.StreamResponse:
         bucket = state.directory.bucket(target.bucket)
         if bucket is None:
             raise OssError("NoSuchBucket")
-        handler = _route(request.method, target, request)
-        call = OssCall(state, request, target, bucket)
-        if handler is not post_object:
+        route = resolve(request.method, target, COPY_SOURCE_HEADER in request.headers)
+        call = OssCall(state, request, target, bucket, route.action)
+        if route.handler is not post_object:
             call.principal = authenticate(state, request, target, call.now)
-        response = await handler(call)
+        response = await route.handler(call)
     except OssError as error:
         response = _error_response(error, request, request_id)
     response.headers["x-oss-request-id"] = request_id

@@ -19,18 +19,26 @@ from satchel_server.emulator.state import EmulatorState
 from satchel_server.emulator.store import ObjectMeta
 
 Handler = Callable[["OssCall"], Awaitable[web.StreamResponse]]
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 
 class OssCall:
     """One request in flight: what it targets, who sent it, and helpers for the ops."""
 
     def __init__(
-        self, state: EmulatorState, request: web.Request, target: Target, bucket: Bucket
+        self,
+        state: EmulatorState,
+        request: web.Request,
+        target: Target,
+        bucket: Bucket,
+        action: str,
     ) -> None:
         self.state = state
         self.request = request
         self.target = target
         self.bucket = bucket
+        # The RAM action of the operation the request names (its route's).
+        self.action = action
         self.now = state.now("oss")
         # Set only by authentication: an unauthenticated call can authorize nothing.
         self.principal: Principal | None = None
@@ -93,6 +101,10 @@ def check_sha256(request: web.Request, data: bytes) -> None:
         raise OssError("BadDigest", "The x-oss-content-sha256 does not match the body.")
 
 
+def forbids_overwrite(headers: Mapping[str, str]) -> bool:
+    return headers.get("x-oss-forbid-overwrite", "").lower() == "true"
+
+
 def user_meta(headers: Mapping[str, str]) -> dict[str, str]:
     return {
         k.lower()[len("x-oss-meta-") :]: v
@@ -106,7 +118,7 @@ def object_headers(meta: ObjectMeta) -> dict[str, str]:
         "ETag": meta.etag,
         "Last-Modified": oss_xml.http_date(meta.last_modified),
         "Content-Type": meta.content_type,
-        "x-oss-object-type": "Multipart" if "-" in meta.etag else "Normal",
+        "x-oss-object-type": meta.object_type,
         "x-oss-storage-class": "Standard",
         "Accept-Ranges": "bytes",
     }

@@ -20,7 +20,7 @@ def _list_context(prefix: str | None, delimiter: str | None) -> dict[str, str]:
 
 async def list_objects(call: OssCall) -> web.StreamResponse:
     prefix, delimiter = call.target.param("prefix"), call.target.param("delimiter")
-    call.authorize("oss:ListObjects", None, _list_context(prefix, delimiter))
+    call.authorize(call.action, None, _list_context(prefix, delimiter))
     max_keys = int_param(call, "max-keys", 100, 1, 1000)
     enc = call.enc()
     v2 = call.target.param("list-type") == "2"

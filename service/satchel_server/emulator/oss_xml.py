@@ -7,7 +7,7 @@ With `encoding-type=url`, key-like fields are percent-encoded (the SDKs decode t
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from urllib.parse import quote
@@ -54,7 +54,7 @@ def _contents(obj: ObjectMeta, enc: KeyCodec, owner: bool) -> str:
         _el("Key", enc(obj.key)),
         _el("LastModified", iso8601(obj.last_modified)),
         _el("ETag", obj.etag),
-        _el("Type", "Multipart" if "-" in obj.etag else "Normal"),
+        _el("Type", obj.object_type),
         _el("Size", obj.size),
         _el("StorageClass", "Standard"),
     ]
@@ -212,10 +212,28 @@ def copy_result(meta: ObjectMeta) -> bytes:
     )
 
 
+def copy_part_result(part: PartInfo) -> bytes:
+    return _doc(
+        "CopyPartResult",
+        [_el("LastModified", iso8601(part.last_modified)), _el("ETag", part.etag)],
+    )
+
+
 def delete_result(deleted: Sequence[str], enc: KeyCodec) -> bytes:
     parts = [_el("EncodingType", "url")] if enc.url else []
     parts += [f"<Deleted>{_el('Key', enc(key))}</Deleted>" for key in deleted]
     return _doc("DeleteResult", parts)
+
+
+def acl_result(acl: str) -> bytes:
+    owner = f"<Owner>{_el('ID', OWNER_ID)}{_el('DisplayName', OWNER_ID)}</Owner>"
+    grant = f"<AccessControlList>{_el('Grant', acl)}</AccessControlList>"
+    return _doc("AccessControlPolicy", [owner, grant])
+
+
+def tagging_result(tags: Mapping[str, str]) -> bytes:
+    items = "".join(f"<Tag>{_el('Key', k)}{_el('Value', v)}</Tag>" for k, v in tags.items())
+    return _doc("Tagging", [f"<TagSet>{items}</TagSet>"])
 
 
 def post_result(bucket: str, meta: ObjectMeta, location: str) -> bytes:
@@ -252,6 +270,20 @@ def parse_complete(body: bytes) -> list[tuple[int, str]]:
             raise OssError("MalformedXML")
         parts.append((int(number), etag.strip()))
     return parts
+
+
+def parse_tagging(body: bytes) -> list[tuple[str, str]]:
+    """`<Tagging><TagSet><Tag><Key/><Value/></Tag>…` → [(key, value)] (unchecked)."""
+    tag_set = _parse(body, "Tagging").find("TagSet")
+    if tag_set is None:
+        raise OssError("MalformedXML")
+    pairs = []
+    for tag in tag_set.findall("Tag"):
+        key = tag.findtext("Key")
+        if key is None:
+            raise OssError("MalformedXML")
+        pairs.append((key, tag.findtext("Value") or ""))
+    return pairs
 
 
 def parse_delete(body: bytes) -> tuple[list[str], bool]:

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from satchel_server.emulator.errors import OssError
@@ -30,6 +30,9 @@ from satchel_server.emulator.errors import OssError
 _UPLOAD_ID = re.compile(r"^[0-9A-F]{32}$")
 MAX_PART_NUMBER = 10000
 MIN_PART_SIZE = 100 * 1024  # OSS: every part but the last must be at least 100 KB
+
+
+DEFAULT_ACL = "default"  # the object follows its bucket's ACL
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,27 @@ class ObjectMeta:
     content_type: str
     last_modified: float
     user_meta: Mapping[str, str] = field(default_factory=dict)
+    # Set with the object or through its own sub-resources, never by rewriting its bytes.
+    acl: str = DEFAULT_ACL
+    tags: Mapping[str, str] = field(default_factory=dict)
+    symlink_target: str | None = None
+
+    @property
+    def object_type(self) -> str:
+        """OSS's `x-oss-object-type`: Symlink, Multipart or Normal."""
+        if self.symlink_target is not None:
+            return "Symlink"
+        return "Multipart" if "-" in self.etag else "Normal"
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What an upload sets besides its bytes: HTTP metadata, ACL and tags."""
+
+    content_type: str
+    user_meta: Mapping[str, str] = field(default_factory=dict)
+    acl: str = DEFAULT_ACL
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -62,9 +86,8 @@ class PartInfo:
 class Upload:
     upload_id: str
     key: str
-    content_type: str
     initiated: float
-    user_meta: Mapping[str, str] = field(default_factory=dict)
+    extras: Extras
 
 
 def simple_etag(data: bytes) -> str:
@@ -97,15 +120,32 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def _mapping(raw: object) -> dict[str, str]:
+    return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+
+
 def _meta_from_json(raw: Mapping[str, object]) -> ObjectMeta:
-    user_meta = raw.get("user_meta", {})
+    target = raw.get("symlink_target")
     return ObjectMeta(
         key=str(raw["key"]),
         size=int(str(raw["size"])),
         etag=str(raw["etag"]),
         content_type=str(raw["content_type"]),
         last_modified=float(str(raw["last_modified"])),
-        user_meta=dict(user_meta) if isinstance(user_meta, dict) else {},
+        user_meta=_mapping(raw.get("user_meta")),
+        acl=str(raw.get("acl", DEFAULT_ACL)),
+        tags=_mapping(raw.get("tags")),
+        symlink_target=None if target is None else str(target),
+    )
+
+
+def _extras_from_json(raw: object) -> Extras:
+    fields = raw if isinstance(raw, dict) else {}
+    return Extras(
+        content_type=str(fields.get("content_type", "")),
+        user_meta=_mapping(fields.get("user_meta")),
+        acl=str(fields.get("acl", DEFAULT_ACL)),
+        tags=_mapping(fields.get("tags")),
     )
 
 
@@ -165,17 +205,48 @@ class ObjectStore:
         key: str,
         data: bytes,
         *,
-        content_type: str,
-        user_meta: Mapping[str, str],
+        extras: Extras,
         now: float,
         forbid_overwrite: bool = False,
+        symlink_target: str | None = None,
     ) -> ObjectMeta:
-        meta = ObjectMeta(key, len(data), simple_etag(data), content_type, now, dict(user_meta))
+        meta = ObjectMeta(
+            key,
+            len(data),
+            simple_etag(data),
+            extras.content_type,
+            now,
+            dict(extras.user_meta),
+            extras.acl,
+            dict(extras.tags),
+            symlink_target,
+        )
         with self._lock:
             if forbid_overwrite and key in self._bucket_index(bucket):
                 raise OssError("FileAlreadyExists")
             self._commit(bucket, meta, data)
         return meta
+
+    def set_attributes(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        acl: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> ObjectMeta:
+        """Change an object's ACL or tags: its sidecar is rewritten, its bytes never are."""
+        with self._lock:
+            meta = self.head(bucket, key)
+            changed = replace(
+                meta,
+                acl=meta.acl if acl is None else acl,
+                tags=dict(meta.tags if tags is None else tags),
+            )
+            base = self._objects_dir(bucket) / _key_name(key)
+            _atomic_write(base.with_suffix(".json"), json.dumps(asdict(changed)).encode())
+            self._bucket_index(bucket)[key] = changed
+        return changed
 
     def head(self, bucket: str, key: str) -> ObjectMeta:
         with self._lock:
@@ -243,10 +314,8 @@ class ObjectStore:
             raise OssError("NoSuchUpload")
         return path
 
-    def initiate(
-        self, bucket: str, key: str, *, content_type: str, user_meta: Mapping[str, str], now: float
-    ) -> Upload:
-        upload = Upload(secrets.token_hex(16).upper(), key, content_type, now, dict(user_meta))
+    def initiate(self, bucket: str, key: str, *, extras: Extras, now: float) -> Upload:
+        upload = Upload(secrets.token_hex(16).upper(), key, now, extras)
         path = self._uploads_dir(bucket) / upload.upload_id
         path.mkdir()
         _atomic_write(path / "meta.json", json.dumps(asdict(upload)).encode())
@@ -255,7 +324,10 @@ class ObjectStore:
     def upload(self, bucket: str, upload_id: str) -> Upload:
         raw = json.loads((self._upload_dir(bucket, upload_id) / "meta.json").read_text("utf-8"))
         return Upload(
-            raw["upload_id"], raw["key"], raw["content_type"], raw["initiated"], raw["user_meta"]
+            str(raw["upload_id"]),
+            str(raw["key"]),
+            float(raw["initiated"]),
+            _extras_from_json(raw.get("extras")),
         )
 
     def upload_part(
@@ -303,7 +375,17 @@ class ObjectStore:
                     shutil.copyfileobj(src, out)
         size = os.path.getsize(tmp)
         etag = multipart_etag([stored[number].etag for number, _ in parts])
-        meta = ObjectMeta(upload.key, size, etag, upload.content_type, now, upload.user_meta)
+        extras = upload.extras
+        meta = ObjectMeta(
+            upload.key,
+            size,
+            etag,
+            extras.content_type,
+            now,
+            dict(extras.user_meta),
+            extras.acl,
+            dict(extras.tags),
+        )
         with self._lock:
             self._commit(bucket, meta, Path(tmp))
         shutil.rmtree(path, ignore_errors=True)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from satchel_server.emulator.errors import OssError
 from satchel_server.emulator.store import (
     MIN_PART_SIZE,
+    Extras,
     ObjectStore,
     decode_token,
     encode_token,
@@ -23,7 +24,7 @@ B = "bucket"
 
 
 def _put(store: ObjectStore, key: str, data: bytes = b"x") -> None:
-    store.put(B, key, data, content_type="text/plain", user_meta={}, now=1.0)
+    store.put(B, key, data, extras=Extras("text/plain", {}), now=1.0)
 
 
 def test_etag_is_quoted_uppercase_md5() -> None:
@@ -38,9 +39,7 @@ def test_multipart_etag() -> None:
 
 def test_put_get_head_delete(tmp_path: Path) -> None:
     store = ObjectStore(tmp_path)
-    meta = store.put(
-        B, "a/b.txt", b"data", content_type="text/plain", user_meta={"k": "v"}, now=5.0
-    )
+    meta = store.put(B, "a/b.txt", b"data", extras=Extras("text/plain", {"k": "v"}), now=5.0)
     assert meta.size == 4
     got, data = store.get(B, "a/b.txt")
     assert data == b"data"
@@ -59,7 +58,7 @@ def test_forbid_overwrite(tmp_path: Path) -> None:
     store = ObjectStore(tmp_path)
     _put(store, "k")
     with pytest.raises(OssError) as info:
-        store.put(B, "k", b"y", content_type="", user_meta={}, now=1.0, forbid_overwrite=True)
+        store.put(B, "k", b"y", extras=Extras("", {}), now=1.0, forbid_overwrite=True)
     assert info.value.code == "FileAlreadyExists"
 
 
@@ -134,7 +133,7 @@ def test_continuation_token_roundtrip() -> None:
 
 def test_multipart(tmp_path: Path) -> None:
     store = ObjectStore(tmp_path)
-    upload = store.initiate(B, "big", content_type="bin", user_meta={"m": "1"}, now=1.0)
+    upload = store.initiate(B, "big", extras=Extras("bin", {"m": "1"}), now=1.0)
     part1 = b"a" * MIN_PART_SIZE
     p1 = store.upload_part(B, upload.upload_id, 1, part1, 2.0)
     p2 = store.upload_part(B, upload.upload_id, 2, b"tail", 2.0)
@@ -152,7 +151,7 @@ def test_multipart(tmp_path: Path) -> None:
 
 def test_multipart_errors(tmp_path: Path) -> None:
     store = ObjectStore(tmp_path)
-    upload = store.initiate(B, "k", content_type="", user_meta={}, now=1.0)
+    upload = store.initiate(B, "k", extras=Extras("", {}), now=1.0)
     p1 = store.upload_part(B, upload.upload_id, 1, b"small", 1.0)
     p2 = store.upload_part(B, upload.upload_id, 2, b"small", 1.0)
 
