@@ -75,7 +75,10 @@ async def upload_part_copy(call: OssCall) -> web.StreamResponse:
     part = call.state.store.upload_part(
         call.bucket.name, upload_id, number, data[start:end], call.now
     )
-    return xml_response(oss_xml.copy_part_result(part))
+    # The part's ETag comes in the CopyPartResult body and, as oss2 reads it, a header.
+    response = xml_response(oss_xml.copy_part_result(part))
+    response.headers["ETag"] = part.etag
+    return response
 
 
 async def complete_upload(call: OssCall) -> web.StreamResponse:
