@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -292,3 +293,12 @@ async def test_two_selecting_sub_resources_are_refused(emulator: Emulator) -> No
     case = Case("PUT", query={"acl": "", "tagging": ""}, body=TAGGING_XML)
     assert await _send(emulator, case, allowed, upload) == (400, "InvalidArgument")
     assert _bytes_of_key(emulator) == ORIGINAL
+
+
+def test_the_operators_guide_lists_every_operation() -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
+    section = guide[guide.index("## 6. The emulator's OSS") :]
+    missing = [name for name in DOCUMENTED_ACTIONS if name not in section]
+    assert not missing
+    for refused in ("append", "versionId", "x-oss-process", "NotImplemented"):
+        assert refused in section
