@@ -46,7 +46,7 @@ async def upload_part(call: OssCall) -> web.StreamResponse:
     return web.Response(headers={"ETag": part.etag, "Content-MD5": b64md5(data)})
 
 
-def _copy_range(header: str | None, size: int) -> tuple[int, int]:
+def copy_range(header: str | None, size: int) -> tuple[int, int]:
     """[start, end) of `bytes=first-last` (`last` inclusive, or the end when omitted), or
     of the whole source when there is no header."""
     if header is None:
@@ -71,7 +71,7 @@ async def upload_part_copy(call: OssCall) -> web.StreamResponse:
     src_meta, data = call.state.store.get(src_bucket.name, src_key)
     if src_meta.symlink_target is not None:
         raise OssError("InvalidArgument", "A symlink cannot be the source of a part copy.")
-    start, end = _copy_range(call.request.headers.get("x-oss-copy-source-range"), len(data))
+    start, end = copy_range(call.request.headers.get("x-oss-copy-source-range"), len(data))
     part = call.state.store.upload_part(
         call.bucket.name, upload_id, number, data[start:end], call.now
     )

@@ -4,7 +4,9 @@ and the rules for object ACLs and tags, by class."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote
 
 import pytest
@@ -19,17 +21,18 @@ from satchel_server.emulator.oss_attributes import (
     check_tags,
     parse_tagging_header,
 )
+from satchel_server.emulator.oss_multipart import copy_range
 from satchel_server.emulator.oss_routes import (
     HONOURED,
     REFUSED,
     ROUTES,
     SELECTORS,
-    Resolved,
     resolve,
 )
 from satchel_server.emulator.store import Extras, ObjectStore
 from satchel_server.signing.oss_v1 import SUB_RESOURCES
 
+T = TypeVar("T")
 METHODS = ("GET", "PUT", "POST", "DELETE", "HEAD", "PATCH")
 UNSIGNED = ("prefix", "max-keys", "encoding-type", "marker")
 
@@ -40,10 +43,10 @@ def test_every_sub_resource_has_exactly_one_role() -> None:
     assert not (SELECTORS | HONOURED) & REFUSED
 
 
-def _resolve(method: str, target: Target, copy: bool) -> Resolved | str:
-    """The operation, or the code of the error that refuses the request."""
+def _outcome(call: Callable[[], T]) -> T | str:
+    """What `call` returns, or the code of the OssError it raises."""
     try:
-        return resolve(method, target, copy)
+        return call()
     except OssError as error:
         return error.code
 
@@ -58,7 +61,7 @@ def test_no_signed_sub_resource_is_ever_ignored(
     method: str, key: str | None, names: list[str], copy: bool
 ) -> None:
     target = Target("b", key, False, tuple((name, "") for name in names))
-    resolved = _resolve(method, target, copy)
+    resolved = _outcome(lambda: resolve(method, target, copy))
     if isinstance(resolved, str):
         assert resolved in {"NotImplemented", "MethodNotAllowed", "InvalidArgument"}
         return
@@ -142,3 +145,26 @@ def test_attributes_never_touch_the_bytes(tmp_path: Path) -> None:
     with pytest.raises(OssError) as info:
         store.set_attributes("b", "missing", acl="private")
     assert info.value.code == "NoSuchKey"
+
+
+_ranges = st.none() | st.text(max_size=30) | st.from_regex(r"bytes=\d{0,4}-\d{0,4}")
+
+
+@given(header=_ranges, size=st.integers(0, 5000))
+def test_copy_source_ranges(header: str | None, size: int) -> None:
+    span = _outcome(lambda: copy_range(header, size))
+    if isinstance(span, str):
+        assert span in {"InvalidArgument", "InvalidRange"}
+        return
+    start, end = span
+    assert 0 <= start <= end <= size
+    assert header is not None or span == (0, size)
+
+
+@given(header=st.text(max_size=60))
+def test_any_tagging_header_is_parsed_or_refused(header: str) -> None:
+    tags = _outcome(lambda: parse_tagging_header(header))
+    if isinstance(tags, str):
+        assert tags in {"InvalidArgument", "InvalidTag"}
+        return
+    assert check_tags(tags.items()) == tags
