@@ -184,3 +184,43 @@ async def test_oss_v2_acl_tags_symlink(emulator: Emulator) -> None:
         _creds, emulator, ["oss:GetObject", "oss:PutObject", *ATTRIBUTE_ACTIONS]
     )
     await asyncio.to_thread(_v2_attributes, v2_client(emulator, creds))
+
+
+def _oss2_tags_carried(bucket: Any, untagged: Any) -> None:
+    source = "players/12/tagged.dat"
+    bucket.put_object(source, SAVE, headers={"x-oss-tagging": "level=7"})
+    # A copy carries the source's tags over by default: it reads and writes tags.
+    copy = lambda b, headers=None: b.copy_object(  # noqa: E731
+        BUCKET, source, "players/12/copy.dat", headers=headers
+    )
+    assert _oss_error(lambda: copy(untagged)) == ("AccessDenied", 403)
+    replace = {"x-oss-tagging-directive": "Replace", "x-oss-tagging": "mode=easy"}
+    assert _oss_error(lambda: copy(untagged, replace)) == ("AccessDenied", 403)
+    assert _oss_error(lambda: bucket.get_object("players/12/copy.dat")) == ("NoSuchKey", 404)
+    copy(untagged, {"x-oss-tagging-directive": "Replace"})  # no tags read or written
+    assert bucket.get_object_tagging("players/12/copy.dat").tag_set.tagging_rule == {}
+    copy(bucket)
+    assert bucket.get_object_tagging("players/12/copy.dat").tag_set.tagging_rule == {"level": "7"}
+    copy(bucket, replace)
+    assert bucket.get_object_tagging("players/12/copy.dat").tag_set.tagging_rule == {"mode": "easy"}
+    assert bucket.get_object("players/12/copy.dat").read() == SAVE
+    # Tags given when a multipart upload starts land on the object it completes.
+    target = "players/12/multi.dat"
+    upload_id = bucket.init_multipart_upload(target, headers={"x-oss-tagging": "a=1"}).upload_id
+    part = bucket.upload_part(target, upload_id, 1, b"data")
+    bucket.complete_multipart_upload(target, upload_id, [oss2.models.PartInfo(1, part.etag)])
+    assert bucket.get_object_tagging(target).tag_set.tagging_rule == {"a": "1"}
+
+
+@pytest.mark.asyncio
+async def test_oss2_copies_and_uploads_carry_tags_under_the_tag_actions(
+    emulator: Emulator,
+) -> None:
+    basic = ["oss:GetObject", "oss:PutObject"]
+    tagged, untagged = await asyncio.gather(
+        asyncio.to_thread(_creds, emulator, [*basic, *ATTRIBUTE_ACTIONS]),
+        asyncio.to_thread(_creds, emulator, basic),
+    )
+    await asyncio.to_thread(
+        _oss2_tags_carried, oss2_bucket(emulator, tagged), oss2_bucket(emulator, untagged)
+    )
