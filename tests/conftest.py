@@ -30,6 +30,15 @@ async def channel(server: SatchelServer) -> AsyncIterator[grpc.aio.Channel]:
         yield chan
 
 
+@pytest.fixture(autouse=True)
+def _no_cloud_metadata_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The credential chain never asks the cloud's metadata address from a test.
+
+    Tests of the ECS source point it at the emulator through settings, not os.environ.
+    """
+    monkeypatch.setenv("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+
+
 Spawn = Callable[..., ServerProcess]
 
 

@@ -16,7 +16,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from satchel_server.emulator.ram_policy import Policy, PolicyGrammarError, parse_policy
+from satchel_server.emulator.oidc import OidcProvider, new_provider
+from satchel_server.emulator.ram_policy import (
+    Policy,
+    PolicyGrammarError,
+    Request,
+    is_allowed,
+    parse_policy,
+)
+from satchel_server.emulator.trust_policy import TrustPolicy, parse_trust_policy
 
 DEV_ACCOUNT_ID = "1234567890123456"
 DEV_USER = "satchel-dev"
@@ -30,6 +38,33 @@ DEV_ROLE_POLICY = (
     '{"Version":"1","Statement":[{"Effect":"Allow","Action":"oss:*",'
     f'"Resource":["acs:oss:*:*:{DEV_BUCKET}","acs:oss:*:*:{DEV_BUCKET}/*"]}}]}}'
 )
+
+# Satchel's own identity when it runs without a long-lived key: the role a pod assumes through
+# RRSA (the dev OIDC provider), an ECS instance holds, or a credentials URI hands out.
+DEV_OIDC_PROVIDER = "satchel-dev-oidc"
+DEV_OIDC_PROVIDER_ARN = f"acs:ram::{DEV_ACCOUNT_ID}:oidc-provider/{DEV_OIDC_PROVIDER}"
+DEV_OIDC_ISSUER = "https://oidc.satchel-dev.invalid"
+DEV_OIDC_AUDIENCE = "sts.aliyuncs.com"  # RRSA's audience
+DEV_OIDC_SUBJECT = "system:serviceaccount:satchel:satchel"
+DEV_IDENTITY_ROLE = "satchel-identity"
+DEV_IDENTITY_ROLE_ARN = f"acs:ram::{DEV_ACCOUNT_ID}:role/{DEV_IDENTITY_ROLE}"
+DEV_IDENTITY_TRUST = (
+    '{"Version":"1","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole",'
+    f'"Principal":{{"Federated":["{DEV_OIDC_PROVIDER_ARN}"]}},'
+    f'"Condition":{{"StringEquals":{{"oidc:iss":"{DEV_OIDC_ISSUER}",'
+    f'"oidc:aud":"{DEV_OIDC_AUDIENCE}","oidc:sub":"{DEV_OIDC_SUBJECT}"}}}}}},'
+    '{"Effect":"Allow","Action":"sts:AssumeRole","Principal":{"Service":["ecs.aliyuncs.com"]}}]}'
+)
+DEV_IDENTITY_POLICY = (
+    '{"Version":"1","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole",'
+    f'"Resource":"acs:ram::{DEV_ACCOUNT_ID}:role/*"}}]}}'
+)
+# The scope role trusts the account: its RAM users and, with sts:AssumeRole, its roles.
+DEV_ROLE_TRUST = (
+    '{"Version":"1","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole",'
+    f'"Principal":{{"RAM":["acs:ram::{DEV_ACCOUNT_ID}:root"]}}}}]}}'
+)
+ECS_SERVICE = "ecs.aliyuncs.com"
 
 _ROLE_ARN = re.compile(r"^acs:ram::(\d+):role/([A-Za-z0-9.@_-]{1,64})$")
 # Sessions this long past expiry are forgotten; until then they answer SecurityTokenExpired.
@@ -57,15 +92,40 @@ class Role:
     policies: tuple[Policy, ...] = field(repr=False)
     max_session_duration: int = 3600
     external_id: str | None = field(default=None, repr=False)
+    trust: TrustPolicy | None = field(default=None, repr=False)
 
     @property
     def arn(self) -> str:
         return f"acs:ram::{self.account_id}:role/{self.name.lower()}"
 
     def trusts(self, user: User) -> bool:
-        return user.account_id == self.account_id and (
-            "*" in self.trusted_users or user.name in self.trusted_users
-        )
+        if user.account_id != self.account_id:
+            return False
+        if "*" in self.trusted_users or user.name in self.trusted_users:
+            return True
+        return self._trusts_ram(f"acs:ram::{user.account_id}:user/{user.name}")
+
+    def trusts_role_session(self, session: Session) -> bool:
+        """Role chaining: the caller's role is trusted here and may call sts:AssumeRole on it."""
+        caller = session.role
+        if caller.account_id != self.account_id:
+            return False
+        if not self._trusts_ram(f"acs:ram::{caller.account_id}:role/{caller.name.lower()}"):
+            return False
+        asked = Request("sts:AssumeRole", self.arn)
+        return is_allowed(caller.policies, session.session_policy, asked)
+
+    def trusts_service(self, service: str) -> bool:
+        return self.trust is not None and self.trust.trusts("Service", service)
+
+    def trusts_oidc(self, provider_arn: str, context: Mapping[str, str]) -> bool:
+        return self.trust is not None and self.trust.trusts("Federated", provider_arn, context)
+
+    def _trusts_ram(self, principal: str) -> bool:
+        if self.trust is None:
+            return False
+        root = f"acs:ram::{self.account_id}:root"
+        return self.trust.trusts("RAM", principal) or self.trust.trusts("RAM", root)
 
 
 @dataclass(frozen=True)
@@ -106,8 +166,15 @@ def parse_role_arn(arn: str) -> tuple[str, str] | None:
 class Directory:
     """Lookups over the configured entities plus the sessions issued so far."""
 
-    def __init__(self, users: list[User], roles: list[Role], buckets: list[Bucket]) -> None:
+    def __init__(
+        self,
+        users: list[User],
+        roles: list[Role],
+        buckets: list[Bucket],
+        oidc_providers: list[OidcProvider] | None = None,
+    ) -> None:
         self._users = {user.access_key_id: user for user in users}
+        self._oidc = {provider.arn: provider for provider in oidc_providers or []}
         self._roles = {(role.account_id, role.name.lower()): role for role in roles}
         self._buckets = {bucket.name: bucket for bucket in buckets}
         self._sessions: dict[str, Session] = {}
@@ -126,6 +193,9 @@ class Directory:
 
     def bucket(self, name: str) -> Bucket | None:
         return self._buckets.get(name)
+
+    def oidc_provider(self, arn: str) -> OidcProvider | None:
+        return self._oidc.get(arn)
 
     def session_by_key(self, access_key_id: str) -> Session | None:
         return self._sessions.get(access_key_id)
@@ -197,6 +267,7 @@ def directory_from_mapping(document: Mapping[str, object]) -> Directory:
     users: list[User] = []
     roles: list[Role] = []
     buckets: list[Bucket] = []
+    providers: list[OidcProvider] = []
     for a, account in enumerate(_table_list(document, "accounts", "")):
         where = f"accounts[{a}]"
         account_id = _str(account, "id", where)
@@ -220,6 +291,13 @@ def directory_from_mapping(document: Mapping[str, object]) -> Directory:
             if external_id is not None and not isinstance(external_id, str):
                 raise AccountsConfigError(f"{where}.roles.external_id must be a string")
             name = _str(r, "name", f"{where}.roles")
+            trust = r.get("trust_policy")
+            if trust is not None and not isinstance(trust, str):
+                raise AccountsConfigError(f"{where}.roles.trust_policy must be a JSON string")
+            try:
+                trust_policy = parse_trust_policy(trust) if trust is not None else None
+            except PolicyGrammarError as exc:
+                raise AccountsConfigError(f"{where}.roles.trust_policy: {exc}") from exc
             roles.append(
                 Role(
                     account_id=account_id,
@@ -229,6 +307,7 @@ def directory_from_mapping(document: Mapping[str, object]) -> Directory:
                     policies=_policies(r.get("policies", []), f"{where}.roles"),
                     max_session_duration=max_s,
                     external_id=external_id,
+                    trust=trust_policy,
                 )
             )
         for b in _table_list(account, "buckets", where):
@@ -239,7 +318,21 @@ def directory_from_mapping(document: Mapping[str, object]) -> Directory:
                     str(b.get("region", DEV_REGION)),
                 )
             )
-    return Directory(users, roles, buckets)
+        for o in _table_list(account, "oidc_providers", where):
+            client_ids = o.get("client_ids", [])
+            if not isinstance(client_ids, list) or not all(isinstance(c, str) for c in client_ids):
+                raise AccountsConfigError(f"{where}.oidc_providers.client_ids must be strings")
+            key_file = o.get("key_file")
+            providers.append(
+                new_provider(
+                    account_id,
+                    _str(o, "name", f"{where}.oidc_providers"),
+                    _str(o, "issuer", f"{where}.oidc_providers"),
+                    tuple(client_ids),
+                    Path(str(key_file)).read_bytes() if key_file else None,
+                )
+            )
+    return Directory(users, roles, buckets, providers)
 
 
 def dev_document() -> dict[str, object]:
@@ -262,6 +355,21 @@ def dev_document() -> dict[str, object]:
                         "trusted_users": [DEV_USER],
                         "max_session_duration": 3600,
                         "policies": [DEV_ROLE_POLICY],
+                        "trust_policy": DEV_ROLE_TRUST,
+                    },
+                    {
+                        "name": DEV_IDENTITY_ROLE,
+                        "role_id": "300000000000000002",
+                        "max_session_duration": 3600,
+                        "policies": [DEV_IDENTITY_POLICY],
+                        "trust_policy": DEV_IDENTITY_TRUST,
+                    },
+                ],
+                "oidc_providers": [
+                    {
+                        "name": DEV_OIDC_PROVIDER,
+                        "issuer": DEV_OIDC_ISSUER,
+                        "client_ids": [DEV_OIDC_AUDIENCE],
                     }
                 ],
                 "buckets": [{"name": DEV_BUCKET, "region": DEV_REGION}],

@@ -124,6 +124,15 @@ STS_ERRORS: Mapping[str, ErrorSpec] = {
     "SignatureNonceUsed": ErrorSpec(400, "Specified signature nonce was used already."),
     "InvalidAccessKeyId.NotFound": ErrorSpec(404, "Specified access key is not found."),
     "MissingSecurityToken": ErrorSpec(400, "SecurityToken is mandatory for this action."),
+    "InvalidSecurityToken.Expired": ErrorSpec(400, "Specified SecurityToken is expired."),
+    "AuthenticationFail.NoPermission": ErrorSpec(401, "There is no permission"),
+    "AuthenticationFail.OIDCToken.Invalid": ErrorSpec(401, "The OIDC token is invalid."),
+    "AuthenticationFail.OIDCToken.InvalidSignature": ErrorSpec(
+        401, "OIDC token validate failed: invalid signature."
+    ),
+    "AuthenticationFail.OIDCToken.Expired": ErrorSpec(401, "This JsonWebToken is expired."),
+    "AuthenticationFail.OIDCToken.IssuerNotMatch": ErrorSpec(401, "Invalid issuer."),
+    "AuthenticationFail.OIDCToken.AudienceNotMatch": ErrorSpec(401, "Invalid audience."),
     "InvalidAction.NotFound": ErrorSpec(
         404, "Specified api is not found, please check your url and method."
     ),

@@ -1,9 +1,10 @@
-"""Start and stop the emulator's listeners (STS, OSS, optional admin) in the running loop.
+"""Start and stop the emulator's listeners (STS, OSS, identity, optional admin) in the loop.
 
 In a test::
 
     async with running_emulator(EmulatorConfig(data_dir=tmp_path)) as emu:
         emu.sts_url, emu.oss_url          # http://127.0.0.1:<port>
+        emu.metadata_url, emu.credentials_uri   # Satchel's own identity, as ECS and a URI give it
         emu.faults.set("sts", FaultPlan(status=503, count=1))
         emu.counters.assume_role_calls
 
@@ -15,16 +16,19 @@ Access logs are off: request lines carry presigned signatures and security token
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 
 from satchel_server.emulator.accounts import Directory, load_directory
 from satchel_server.emulator.admin_app import build_admin_app, check_loopback
 from satchel_server.emulator.faults import Faults
+from satchel_server.emulator.identity_app import URI_PATH, build_identity_app
 from satchel_server.emulator.limits import RateLimiter
 from satchel_server.emulator.oss_app import build_oss_app
 from satchel_server.emulator.state import Clock, Counters, EmulatorConfig, EmulatorState
@@ -39,6 +43,7 @@ class Emulator:
     state: EmulatorState
     sts_url: str = ""
     oss_url: str = ""
+    identity_url: str = ""
     admin_url: str | None = None
     _runners: list[web.AppRunner] = field(default_factory=list, repr=False)
 
@@ -55,6 +60,15 @@ class Emulator:
         return self.state.directory
 
     @property
+    def metadata_url(self) -> str:
+        """Where an SDK finds the ECS metadata service (100.100.100.200 in the cloud)."""
+        return self.identity_url
+
+    @property
+    def credentials_uri(self) -> str:
+        return f"{self.identity_url}{URI_PATH}"
+
+    @property
     def oss_host(self) -> str:
         """`127.0.0.1:<port>`: what an SDK takes as a path-style endpoint."""
         return self.oss_url.removeprefix("http://")
@@ -65,17 +79,27 @@ class Emulator:
             await runner.cleanup()
 
 
-async def _serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:
+async def _serve(
+    app: web.Application, host: str, port: int, tls: ssl.SSLContext | None = None
+) -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT_S)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, ssl_context=tls)
         await site.start()
         bound_host, bound_port = runner.addresses[0][:2]
     except BaseException:
         await runner.cleanup()
         raise
-    return runner, f"http://{bound_host}:{bound_port}"
+    return runner, f"{'https' if tls else 'http'}://{bound_host}:{bound_port}"
+
+
+def _tls(files: tuple[Path, Path] | None) -> ssl.SSLContext | None:
+    if files is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*files)
+    return context
 
 
 def build_state(config: EmulatorConfig, clock: Clock = time.time) -> EmulatorState:
@@ -96,7 +120,11 @@ async def start_emulator(config: EmulatorConfig, clock: Clock = time.time) -> Em
     emulator = Emulator(build_state(config, clock))
     try:
         runner, emulator.sts_url = await _serve(
-            build_sts_app(emulator.state), config.host, config.sts_port
+            build_sts_app(emulator.state), config.host, config.sts_port, _tls(config.sts_tls)
+        )
+        emulator._runners.append(runner)
+        runner, emulator.identity_url = await _serve(
+            build_identity_app(emulator.state), config.host, config.identity_port
         )
         emulator._runners.append(runner)
         runner, emulator.oss_url = await _serve(

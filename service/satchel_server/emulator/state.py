@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from satchel_server.emulator.accounts import Directory
+from satchel_server.emulator.accounts import DEV_IDENTITY_ROLE_ARN, Directory
 from satchel_server.emulator.faults import Faults, Service
 from satchel_server.emulator.limits import NonceCache, RateLimiter
 from satchel_server.emulator.store import ObjectStore
@@ -31,6 +31,15 @@ class EmulatorConfig:
     sts_max_skew_s: float = 900.0
     oss_max_skew_s: float = 900.0
     fault_seed: int = 0
+    # The identity listener (metadata service and credentials URI); 0: any free port.
+    identity_port: int = 0
+    # The roles whose sessions the metadata service (the instance's role) and the
+    # credentials URI hand out, and how long those last (ECS: 6 hours).
+    instance_role_arn: str | None = DEV_IDENTITY_ROLE_ARN
+    uri_role_arn: str | None = DEV_IDENTITY_ROLE_ARN
+    identity_credentials_seconds: int = 21600
+    # (certificate, key) PEM files: STS answers over HTTPS, as the cloud's does.
+    sts_tls: tuple[Path, Path] | None = None
 
 
 @dataclass

@@ -1,9 +1,12 @@
-"""The STS listener: AssumeRole (Version 2015-04-01) over RPC 1.0 or ACS3 signatures.
+"""The STS listener: AssumeRole (Version 2015-04-01) over RPC 1.0 or ACS3 signatures, and
+the anonymous AssumeRoleWithOIDC.
 
 GET or POST, parameters in the query or a form body, answers in JSON or XML (`Format`).
 The checks run in the real service's spirit: signature, time and nonce first (the signing
-core), then the caller (a RAM user's key; STS credentials may not assume roles here), the
-per-account rate limit, the role and its trust, then each parameter.
+core), then the caller (a RAM user's key, or a role session's, whose SecurityToken was checked
+with the signature and which must not have expired), the per-account rate limit, the role and
+its trust (a role session needs the target role to trust its role and sts:AssumeRole in its
+own permissions), then each parameter.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from satchel_server.emulator.accounts import Role, Session, User, parse_role_arn
+from satchel_server.emulator.accounts import Role, Session, parse_role_arn
 from satchel_server.emulator.errors import StsError, render_sts_error
 from satchel_server.emulator.faults import fault_middleware
 from satchel_server.emulator.http_body import BodyTooLarge, read_capped
+from satchel_server.emulator.oidc import OidcTokenError
 from satchel_server.emulator.ram_policy import Policy, PolicyGrammarError, parse_policy
 from satchel_server.emulator.state import EmulatorState, new_request_id
 from satchel_server.signing import (
@@ -110,15 +114,31 @@ def _verify(state: EmulatorState, request: web.Request, body: bytes) -> tuple[St
         raise StsError(error.code, message, status=error.status) from None
 
 
-def _caller(state: EmulatorState, access_key_id: str) -> User:
+def _caller_account(state: EmulatorState, access_key_id: str) -> str:
+    """The account of a verified caller: a RAM user, or a role session not yet expired."""
     user = state.directory.user_by_key(access_key_id)
-    if user is None:
-        # A verified key that is not a RAM user's is an STS session's.
-        raise StsError("NoPermission", "Roles may not be assumed by STS credentials here.")
-    return user
+    if user is not None:
+        return user.account_id
+    session = state.directory.session_by_key(access_key_id)
+    if session is None:  # verified a moment ago; only a race with pruning gets here
+        raise StsError("InvalidAccessKeyId.NotFound")
+    if session.expiration <= state.now("sts"):
+        raise StsError("InvalidSecurityToken.Expired")
+    return session.role.account_id
 
 
-def _role(state: EmulatorState, user: User, params: Mapping[str, str]) -> Role:
+def _check_trust(state: EmulatorState, access_key_id: str, role: Role) -> None:
+    user = state.directory.user_by_key(access_key_id)
+    if user is not None:
+        trusted = role.trusts(user)
+    else:
+        session = state.directory.session_by_key(access_key_id)
+        trusted = session is not None and role.trusts_role_session(session)
+    if not trusted:
+        raise StsError("NoPermission")
+
+
+def _role(state: EmulatorState, params: Mapping[str, str]) -> Role:
     arn = params.get("RoleArn")
     if not arn:
         raise StsError("MissingRoleArn")
@@ -128,14 +148,15 @@ def _role(state: EmulatorState, user: User, params: Mapping[str, str]) -> Role:
     role = state.directory.role(*parsed)
     if role is None:
         raise StsError("EntityNotExist.Role")
-    if not role.trusts(user):
-        raise StsError("NoPermission")
+    return role
+
+
+def _check_external_id(params: Mapping[str, str], role: Role) -> None:
     external_id = params.get("ExternalId")
     if external_id is not None and not _EXTERNAL_ID.match(external_id):
         raise StsError("InvalidParameter.ExternalId")
     if role.external_id is not None and external_id != role.external_id:
         raise StsError("NoPermission", "The ExternalId does not match the role's trust policy.")
-    return role
 
 
 def _session_name(params: Mapping[str, str]) -> str:
@@ -200,8 +221,9 @@ def _xml(name: str, value: object) -> str:
     return f"<{name}>{inner}</{name}>"
 
 
-async def _assume_role(state: EmulatorState, request: web.Request, request_id: str) -> web.Response:
-    body = await _read_body(request)
+async def _assume_role(
+    state: EmulatorState, request: web.Request, body: bytes, request_id: str
+) -> web.Response:
     verified, action = _verify(state, request, body)
     params = verified.params
     if action != "AssumeRole":
@@ -209,17 +231,73 @@ async def _assume_role(state: EmulatorState, request: web.Request, request_id: s
     version = request.headers.get("x-acs-version") or params.get("Version")
     if version != VERSION:
         raise StsError("InvalidVersion")
-    user = _caller(state, verified.access_key_id)
-    if not state.rate_limiter.allow(user.account_id, state.now("sts")):
+    account_id = _caller_account(state, verified.access_key_id)
+    if not state.rate_limiter.allow(account_id, state.now("sts")):
         raise StsError("Throttling.User")
-    role = _role(state, user, params)
+    role = _role(state, params)
+    _check_trust(state, verified.access_key_id, role)
+    _check_external_id(params, role)
+    return _issue(state, role, params, request_id)
+
+
+def _issue(
+    state: EmulatorState,
+    role: Role,
+    params: Mapping[str, str],
+    request_id: str,
+    extra: Mapping[str, object] | None = None,
+) -> web.Response:
     name = _session_name(params)
     duration = _duration(params, role)
     policy = _session_policy(params, state.config.policy_max_chars)
     now = state.now("sts")
     session = state.directory.issue_session(role, name, policy, now + duration, now)
     state.counters.bump("assume_role_issued")
-    return _render_success(_credentials_fields(session, request_id), params.get("Format", "JSON"))
+    fields = {**_credentials_fields(session, request_id), **(extra or {})}
+    return _render_success(fields, params.get("Format", "JSON"))
+
+
+def _assume_role_with_oidc(
+    state: EmulatorState, params: Mapping[str, str], request_id: str
+) -> web.Response:
+    """Anonymous: the OIDC token is the proof, checked against the account's provider."""
+    if params.get("Version") != VERSION:
+        raise StsError("InvalidVersion")
+    for name in ("OIDCProviderArn", "OIDCToken"):
+        if not params.get(name):
+            raise StsError("MissingParameter", f"{name} is mandatory for this action.")
+    if not params.get("OIDCToken", "").strip():
+        raise StsError("AuthenticationFail.OIDCToken.Invalid", "The OIDCToken can not empty.")
+    role = _role(state, params)
+    provider = state.directory.oidc_provider(params["OIDCProviderArn"])
+    if provider is None or provider.account_id != role.account_id:
+        raise StsError("AuthenticationFail.NoPermission", "No such OIDC Provider registered.")
+    if not state.rate_limiter.allow(role.account_id, state.now("sts")):
+        raise StsError("Throttling.User")
+    try:
+        claims = provider.verify(params["OIDCToken"], state.now("sts"))
+    except OidcTokenError as error:
+        raise StsError(error.code, error.message) from None
+    audience = claims["aud"]
+    if not isinstance(audience, str):  # a list: the trust policy sees the one the provider knows
+        audience = next(a for a in provider.client_ids if a in (audience or []))  # type: ignore[operator]
+    context = {
+        "oidc:iss": str(claims["iss"]),
+        "oidc:aud": audience,
+        "oidc:sub": str(claims["sub"]),
+    }
+    if not role.trusts_oidc(provider.arn, context):
+        raise StsError("AuthenticationFail.NoPermission", "There is no permission")
+    token_info = {"OIDCTokenInfo": {"Issuer": context["oidc:iss"], "Subject": context["oidc:sub"]}}
+    return _issue(state, role, params, request_id, token_info)
+
+
+def _unsigned_params(request: web.Request, body: bytes) -> dict[str, str]:
+    _, _, query = request.raw_path.partition("?")
+    params = dict(parse_qsl(query))
+    if request.content_type == "application/x-www-form-urlencoded":
+        params.update(parse_qsl(body.decode("utf-8", "replace")))
+    return params
 
 
 def _format_hint(request: web.Request) -> str:
@@ -241,7 +319,12 @@ async def handle(request: web.Request) -> web.StreamResponse:
     if request.method not in ("GET", "POST"):
         return _error_response(StsError("InvalidAction.NotFound"), request, request_id)
     try:
-        return await _assume_role(state, request, request_id)
+        body = await _read_body(request)
+        params = _unsigned_params(request, body)
+        action = request.headers.get("x-acs-action") or params.get("Action")
+        if action == "AssumeRoleWithOIDC":
+            return _assume_role_with_oidc(state, params, request_id)
+        return await _assume_role(state, request, body, request_id)
     except StsError as error:
         return _error_response(error, request, request_id)
 
