@@ -27,6 +27,16 @@ from satchel_server.errors import ConfigError
 CONFIG_PATH_ENV = "SATCHEL_CONFIG"
 ACCESS_KEY_ID_ENV = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 ACCESS_KEY_SECRET_ENV = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"  # noqa: S105 - a variable name
+# The rest of the Alibaba Cloud credential chain's variables, as the official SDKs name them.
+SECURITY_TOKEN_ENV = "ALIBABA_CLOUD_SECURITY_TOKEN"  # noqa: S105 - a variable name
+ROLE_ARN_ENV = "ALIBABA_CLOUD_ROLE_ARN"
+OIDC_PROVIDER_ARN_ENV = "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"
+OIDC_TOKEN_FILE_ENV = "ALIBABA_CLOUD_OIDC_TOKEN_FILE"  # noqa: S105 - a variable name
+ROLE_SESSION_NAME_ENV = "ALIBABA_CLOUD_ROLE_SESSION_NAME"
+ECS_ROLE_NAME_ENV = "ALIBABA_CLOUD_ECS_METADATA"
+ECS_METADATA_DISABLED_ENV = "ALIBABA_CLOUD_ECS_METADATA_DISABLED"
+IMDSV1_DISABLED_ENV = "ALIBABA_CLOUD_IMDSV1_DISABLED"
+CREDENTIALS_URI_ENV = "ALIBABA_CLOUD_CREDENTIALS_URI"
 # The shared cache's AES-256-GCM keys, "ID:BASE64[,ID:BASE64...]" (the first encrypts),
 # and Redis's password: from the environment only, like the access key.
 CACHE_KEYS_ENV = "SATCHEL_CACHE_KEYS"
@@ -187,6 +197,43 @@ def _check_prefix_template(value: str) -> str | None:
     if any(segment in (".", "..") for segment in value.split("/")):
         return "must not contain '.' or '..' segments"
     return None
+
+
+# `default` tries the others in this order and uses the first that yields credentials.
+IDENTITY_SOURCES = ("default", "env", "oidc", "ecs_ram_role", "credentials_uri")
+
+
+@dataclass(frozen=True, slots=True)
+class IdentitySettings:
+    """The `[identity]` table: where Satchel's own credentials (to call STS with) come from.
+
+    Each source reads the official SDKs' environment variables; see docs/operations.md.
+    """
+
+    # default (the chain), env, oidc (RRSA), ecs_ram_role or credentials_uri.
+    source: str = _setting("default", _one_of(*IDENTITY_SOURCES))
+    # The ECS metadata service. The cloud's is http://100.100.100.200.
+    metadata_endpoint: str = _setting(
+        "http://100.100.100.200", _matches(_ENDPOINT, "http://100.100.100.200")
+    )
+    # How long AssumeRoleWithOIDC's credentials last (up to the role's MaxSessionDuration).
+    oidc_duration_seconds: int = _setting(3600, _between(STS_MIN_DURATION_SECONDS, 43200))
+    # Per call to the metadata service, the credentials URI or AssumeRoleWithOIDC.
+    timeout_seconds: float = _setting(5.0, _between(0.1, 60))
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityEnvironment:
+    """The credential chain's non-secret variables, read once from the environment."""
+
+    role_arn: str = ""
+    oidc_provider_arn: str = ""
+    oidc_token_file: str = ""
+    role_session_name: str = ""
+    ecs_role_name: str = ""
+    ecs_metadata_disabled: bool = False
+    imdsv1_disabled: bool = False
+    credentials_uri: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,10 +493,11 @@ class CallerSettings:
 
 @dataclass(frozen=True, slots=True)
 class AccessKey:
-    """A RAM user's long-lived key, used to call STS AssumeRole. Never printed."""
+    """An AccessKey from the environment: a RAM user's, or an STS one with its token."""
 
     access_key_id: str
     access_key_secret: str = field(repr=False)
+    security_token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,8 +515,10 @@ class Settings:
     audit: AuditSettings = field(default_factory=AuditSettings)
     # By name. None configured: no caller authentication (see AuthSettings).
     callers: Mapping[str, CallerSettings] = field(default_factory=dict)
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
     # From the environment only; None when neither variable is set.
     access_key: AccessKey | None = None
+    identity_env: IdentityEnvironment = field(default_factory=IdentityEnvironment)
     # From the environment only; None when SATCHEL_CACHE_KEYS is not set.
     cache_secrets: CacheSecrets | None = None
     # Where the settings came from, for the start-up log line.
@@ -490,6 +540,7 @@ SECTIONS: dict[str, type[Any]] = {
     "auth": AuthSettings,
     "limits": LimitSettings,
     "audit": AuditSettings,
+    "identity": IdentitySettings,
 }
 _SCOPE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
@@ -643,7 +694,10 @@ def require_caller_authentication(settings: Settings) -> None:
 def _access_key_from(environ: Mapping[str, str]) -> AccessKey | None:
     key_id = environ.get(ACCESS_KEY_ID_ENV, "")
     secret = environ.get(ACCESS_KEY_SECRET_ENV, "")
+    token = environ.get(SECURITY_TOKEN_ENV, "")
     if not key_id and not secret:
+        if token:
+            raise ConfigError(SECURITY_TOKEN_ENV, f"is set without {ACCESS_KEY_ID_ENV}")
         return None
     for name, value, other in (
         (ACCESS_KEY_ID_ENV, key_id, ACCESS_KEY_SECRET_ENV),
@@ -651,7 +705,23 @@ def _access_key_from(environ: Mapping[str, str]) -> AccessKey | None:
     ):
         if not value:
             raise ConfigError(name, f"is empty or unset while {other} is set")
-    return AccessKey(key_id, secret)
+    return AccessKey(key_id, secret, token)
+
+
+def _identity_env_from(environ: Mapping[str, str]) -> IdentityEnvironment:
+    def flag(name: str) -> bool:
+        return environ.get(name, "").strip().lower() == "true"
+
+    return IdentityEnvironment(
+        role_arn=environ.get(ROLE_ARN_ENV, ""),
+        oidc_provider_arn=environ.get(OIDC_PROVIDER_ARN_ENV, ""),
+        oidc_token_file=environ.get(OIDC_TOKEN_FILE_ENV, ""),
+        role_session_name=environ.get(ROLE_SESSION_NAME_ENV, ""),
+        ecs_role_name=environ.get(ECS_ROLE_NAME_ENV, ""),
+        ecs_metadata_disabled=flag(ECS_METADATA_DISABLED_ENV),
+        imdsv1_disabled=flag(IMDSV1_DISABLED_ENV),
+        credentials_uri=environ.get(CREDENTIALS_URI_ENV, ""),
+    )
 
 
 def _cache_secrets_from(environ: Mapping[str, str], cache: CacheSettings) -> CacheSecrets | None:
@@ -702,6 +772,7 @@ def settings_from_mapping(
     settings = Settings(
         **sections,
         access_key=_access_key_from(environ),
+        identity_env=_identity_env_from(environ),
         cache_secrets=_cache_secrets_from(environ, sections.get("cache", CacheSettings())),
         source=source,
     )
@@ -727,13 +798,7 @@ def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
 
 
 def require_complete(settings: Settings) -> None:
-    """What `satchel serve` needs beyond a valid file: scopes and the STS caller's key."""
+    """What `satchel serve` needs beyond a valid file (its identity is resolved at start)."""
     if not settings.scopes:
         raise ConfigError("scopes", "at least one [scopes.NAME] table is required to serve")
-    if settings.access_key is None:
-        raise ConfigError(
-            ACCESS_KEY_ID_ENV,
-            f"must be set, with {ACCESS_KEY_SECRET_ENV}: Satchel calls STS AssumeRole with "
-            "this RAM user's key",
-        )
     require_caller_authentication(settings)

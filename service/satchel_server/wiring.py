@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
+from aiohttp import ClientSession
 from prometheus_client import start_http_server
 
 from satchel_server.access.admission import Admission
@@ -22,19 +23,24 @@ from satchel_server.api.servicer import TokenService
 from satchel_server.config import (
     ACCESS_KEY_ID_ENV,
     ACCESS_KEY_SECRET_ENV,
+    AccessKey,
     Settings,
     parse_listen_address,
     settings_from_mapping,
 )
 from satchel_server.credentials.broker import CredentialBroker
+from satchel_server.credentials.identity import IdentityError, RefreshingIdentity
+from satchel_server.credentials.types import Clock, utc_now
 from satchel_server.emulator import accounts as dev_account
 from satchel_server.emulator.runner import Emulator
+from satchel_server.errors import ConfigError
 from satchel_server.fleet.assembly import open_fleet
 from satchel_server.observability.metrics import Metrics, StateCollector, new_metrics
 from satchel_server.presigning.presigner import Presigner
 from satchel_server.presigning.signing_credentials import ScopeSigner, Signers
 from satchel_server.sts.client import AliyunStsClient
 from satchel_server.sts.http import new_session
+from satchel_server.sts.identity_sources import identity_source
 
 log = logging.getLogger("satchel")
 
@@ -44,14 +50,14 @@ async def wired_token_service(
     settings: Settings, metrics: Metrics | None = None
 ) -> AsyncIterator[TokenService]:
     """The real TokenService: one aiohttp session, the STS client, budget, broker, signers."""
-    assert settings.access_key is not None  # require_complete() checked it
-    access_key = settings.access_key
     async with new_session() as session:
+        identity = await resolve_identity(settings, session)
+        access_key = own_access_key(settings, identity)
         # The shared cache and budget (Redis), or this process's own when none is set.
         fleet = open_fleet(settings)
         observe = metrics.observe_sts if metrics is not None else None
         sts = AliyunStsClient(
-            session, settings.sts, access_key, observe=observe, retry_budget=fleet.budget
+            session, settings.sts, identity, observe=observe, retry_budget=fleet.budget
         )
         broker = CredentialBroker(sts, settings.cache, fleet.budget, shared=fleet.shared)
         scope_signers = {
@@ -75,6 +81,35 @@ async def wired_token_service(
             await signers.stop()
             await broker.close()
             await fleet.close()
+
+
+async def resolve_identity(
+    settings: Settings, session: ClientSession, clock: Clock = utc_now
+) -> RefreshingIdentity:
+    """Satchel's own credentials, from `[identity] source`; ConfigError when none yields."""
+    identity = RefreshingIdentity(identity_source(settings, session, clock), clock)
+    try:
+        await identity.start()
+    except IdentityError as error:
+        raise ConfigError(
+            "identity.source",
+            f"{settings.identity.source}: {error}. Satchel needs its own credentials to call "
+            "STS: see docs/operations.md, Identity",
+        ) from None
+    return identity
+
+
+def own_access_key(settings: Settings, identity: RefreshingIdentity) -> AccessKey | None:
+    """The long-lived key scopes with sign_with_access_key sign with; ConfigError if none."""
+    key = identity.long_lived
+    for scope in settings.scopes.values():
+        if scope.sign_with_access_key and key is None:
+            raise ConfigError(
+                f"scopes.{scope.name}.sign_with_access_key",
+                f"needs a RAM user's long-lived AccessKey, but Satchel's identity comes from "
+                f"{identity.source_name} with temporary credentials",
+            )
+    return None if key is None else AccessKey(key.access_key_id, key.access_key_secret)
 
 
 @asynccontextmanager
@@ -140,6 +175,8 @@ def dev_settings(listen: str, emulator: Emulator) -> Settings:
     """Settings that point Satchel at a running emulator and its built-in dev account."""
     document = {
         "server": {"listen": listen, "reflection": True},
+        # The dev key below, never the chain: dev must not probe a metadata service.
+        "identity": {"source": "env"},
         "sts": {"endpoint": emulator.sts_url},
         # Dev is for trying things out on loopback: no per-player limit to trip over.
         "limits": {"player_rate_per_second": 0},

@@ -129,12 +129,15 @@ def test_dev_runs_on_the_emulator_with_reflection_and_issues_tokens(spawn, tmp_p
     assert proc.wait() == 0
 
 
-def test_serve_without_an_access_key_refuses_to_start(tmp_path: Path) -> None:
+def test_serve_without_any_identity_refuses_to_start(tmp_path: Path) -> None:
     config = tmp_path / "satchel.toml"
-    config.write_text(SERVE_CONFIG)
+    # The chain's metadata step asks a closed loopback port, never the cloud's address.
+    config.write_text(SERVE_CONFIG + '[identity]\nmetadata_endpoint = "http://127.0.0.1:9"\n')
     result = satchel("serve", "--config", str(config))
     assert result.returncode == 2
-    assert "'ALIBABA_CLOUD_ACCESS_KEY_ID': must be set" in result.stderr
+    assert "'identity.source': default: no source yielded credentials" in result.stderr
+    for source in ("env:", "oidc:", "ecs_ram_role:", "credentials_uri:"):
+        assert source in result.stderr
 
 
 def test_bad_config_stops_the_start_naming_the_key(tmp_path: Path) -> None:

@@ -22,9 +22,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from satchel_server.config import AccessKey, StsSettings
+from satchel_server.config import StsSettings
 from satchel_server.credentials.broker import AssumeRoleRequest
 from satchel_server.credentials.budget import TokenBucket
+from satchel_server.credentials.identity import RefreshingIdentity
 from satchel_server.emulator import accounts as acc
 from satchel_server.emulator.faults import FaultPlan
 from satchel_server.emulator.runner import Emulator
@@ -34,7 +35,7 @@ from satchel_server.sts.http import new_session
 
 __all__ = ["emulator"]
 
-DEV_KEY = AccessKey(acc.DEV_ACCESS_KEY_ID, acc.DEV_ACCESS_KEY_SECRET)
+DEV_KEY = RefreshingIdentity.of_key(acc.DEV_ACCESS_KEY_ID, acc.DEV_ACCESS_KEY_SECRET)
 REQUEST = AssumeRoleRequest(
     role_arn=acc.DEV_ROLE_ARN,
     role_session_name="satchel-p1",
@@ -148,7 +149,7 @@ async def test_wrong_secret_and_unknown_role_are_for_operators(
     emulator: Emulator, session: aiohttp.ClientSession
 ) -> None:
     wrong = AliyunStsClient(
-        session, StsSettings(endpoint=emulator.sts_url), AccessKey(acc.DEV_ACCESS_KEY_ID, "nope")
+        session, StsSettings(endpoint=emulator.sts_url), RefreshingIdentity.of_key(acc.DEV_ACCESS_KEY_ID, "nope")
     )
     with pytest.raises(UpstreamRejected) as caught:
         await wrong.assume_role(REQUEST, deadline=deadline())

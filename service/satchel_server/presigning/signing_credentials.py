@@ -4,7 +4,8 @@ Each scope's signer holds STS credentials whose session policy reaches the
 scope's whole player root with the scope's object actions. A background task
 renews them once their remaining life falls below the longest URL the scope
 may hand out plus a margin, so in steady state PresignObject never calls STS.
-A scope may instead sign with the RAM user's own key (no expiry, no STS).
+A scope may instead sign with the RAM user's own key (no expiry, no STS), when Satchel's
+identity is such a key.
 With a shared cache the replicas of a fleet take turns: one refreshes and the
 others adopt what it stored, so the fleet makes one AssumeRole per refresh.
 """
@@ -71,7 +72,7 @@ class ScopeSigner:
         scope: ScopeSettings,
         sts: StsClient,
         budget: Budget,
-        access_key: AccessKey,
+        access_key: AccessKey | None,
         clock: Clock = utc_now,
         *,
         shared: SharedCache | None = None,
@@ -85,6 +86,10 @@ class ScopeSigner:
         self._rng = random.Random()  # noqa: S311 - jitter, not secrets
         self.refreshes = 0
         if scope.sign_with_access_key:
+            if access_key is None:
+                raise ValueError(
+                    f"scope {scope.name} signs with a long-lived AccessKey: none given"
+                )
             self._current = Signer(
                 SigningCredentials(access_key.access_key_id, access_key.access_key_secret), None
             )

@@ -19,9 +19,10 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from satchel_server.config import AccessKey, StsSettings
+from satchel_server.config import StsSettings
 from satchel_server.credentials.broker import AssumeRoleRequest, AssumeRoleResult
 from satchel_server.credentials.budget import Budget
+from satchel_server.credentials.identity import Identity, RefreshingIdentity
 from satchel_server.credentials.types import (
     Clock,
     TemporaryCredentials,
@@ -60,7 +61,7 @@ class AliyunStsClient:
         self,
         session: aiohttp.ClientSession,
         settings: StsSettings,
-        access_key: AccessKey,
+        identity: RefreshingIdentity,
         *,
         clock: Clock = utc_now,
         rng: random.Random | None = None,
@@ -70,9 +71,10 @@ class AliyunStsClient:
     ) -> None:
         self._session = session
         self._settings = settings
-        self._credentials = SigningCredentials(
-            access_key.access_key_id, access_key.access_key_secret
-        )
+        # Satchel's own credentials: with a temporary identity, each attempt signs with
+        # the current ones, their SecurityToken included.
+        self._identity = identity
+        self._signing: tuple[Identity, SigningCredentials] | None = None
         self._endpoint = URL(settings.endpoint)
         self._clock = clock
         self._rng = rng or random.SystemRandom()
@@ -140,7 +142,18 @@ class AliyunStsClient:
             params["ExternalId"] = request.external_id
         return params
 
-    def _signed(self, request: AssumeRoleRequest) -> tuple[URL, bytes, dict[str, str]]:
+    async def _signing_credentials(self) -> SigningCredentials:
+        identity = await self._identity.current()
+        if self._signing is None or self._signing[0] is not identity:
+            credentials = SigningCredentials(
+                identity.access_key_id, identity.access_key_secret, identity.security_token or None
+            )
+            self._signing = (identity, credentials)
+        return self._signing[1]
+
+    def _signed(
+        self, request: AssumeRoleRequest, credentials: SigningCredentials
+    ) -> tuple[URL, bytes, dict[str, str]]:
         """URL, body and headers of one attempt, freshly signed."""
         now, nonce, params = self._clock(), self._nonce(), self._params(request)
         base = str(self._endpoint).rstrip("/") + "/"
@@ -152,7 +165,7 @@ class AliyunStsClient:
                     host,
                     "AssumeRole",
                     STS_VERSION,
-                    self._credentials,
+                    credentials,
                     now,
                     nonce,
                     query=params,
@@ -163,7 +176,7 @@ class AliyunStsClient:
             return URL(f"{base}?{query}", encoded=True), b"", dict(signed.headers)
         rpc = sign_rpc(
             RpcRequest(
-                "POST", "AssumeRole", STS_VERSION, self._credentials, now, nonce, body_params=params
+                "POST", "AssumeRole", STS_VERSION, credentials, now, nonce, body_params=params
             )
         )
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -183,7 +196,11 @@ class AliyunStsClient:
         timeout = aiohttp.ClientTimeout(
             total=total, sock_connect=self._settings.connect_timeout_seconds
         )
-        url, body, headers = self._signed(request)
+        try:
+            credentials = await self._signing_credentials()
+        except UpstreamUnavailable as error:
+            raise _Attempt(error, retryable=False, outcome="identity") from None
+        url, body, headers = self._signed(request, credentials)
         try:
             # The request goes exactly as signed: aiohttp must not add a Content-Type
             # (ACS3 signs it when present) nor follow a redirect elsewhere.
