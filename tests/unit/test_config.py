@@ -200,7 +200,7 @@ def test_serving_needs_scopes_and_its_identity_is_resolved_at_start() -> None:
         (
             {"serverz": {}},
             "serverz",
-            "unknown section (known: audit, auth, cache, callers, limits, log, metrics, scopes, "
+            "unknown section (known: audit, auth, cache, callers, identity, limits, log, metrics, scopes, "
             "server, "
             "sts, tls)",
         ),
