@@ -149,7 +149,9 @@ async def test_wrong_secret_and_unknown_role_are_for_operators(
     emulator: Emulator, session: aiohttp.ClientSession
 ) -> None:
     wrong = AliyunStsClient(
-        session, StsSettings(endpoint=emulator.sts_url), RefreshingIdentity.of_key(acc.DEV_ACCESS_KEY_ID, "nope")
+        session,
+        StsSettings(endpoint=emulator.sts_url),
+        RefreshingIdentity.of_key(acc.DEV_ACCESS_KEY_ID, "nope"),
     )
     with pytest.raises(UpstreamRejected) as caught:
         await wrong.assume_role(REQUEST, deadline=deadline())

@@ -200,9 +200,8 @@ def test_serving_needs_scopes_and_its_identity_is_resolved_at_start() -> None:
         (
             {"serverz": {}},
             "serverz",
-            "unknown section (known: audit, auth, cache, callers, identity, limits, log, metrics, scopes, "
-            "server, "
-            "sts, tls)",
+            "unknown section (known: audit, auth, cache, callers, identity, limits, log, "
+            "metrics, scopes, server, sts, tls)",
         ),
         ({"server": {"listn": "x"}}, "server.listn", "unknown key (known keys: grace_seconds"),
         ({"server": "127.0.0.1:1"}, "server", "must be a table"),
