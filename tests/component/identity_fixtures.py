@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
+from aliyunsdkcore.auth.credentials import StsTokenCredential
+from aliyunsdkcore.client import AcsClient
+from aliyunsdksts.request.v20150401.AssumeRoleRequest import AssumeRoleRequest
 
 from satchel_server.config import Settings, settings_from_mapping
 from satchel_server.emulator import accounts as acc
@@ -49,3 +54,26 @@ def identity_settings(
         "scopes": {"saves": SCOPE},
     }
     return settings_from_mapping(document, environ)
+
+
+def _assume_role_signed_by(
+    emu: Emulator, key_id: str, secret: str, token: str, role_arn: str
+) -> dict[str, object]:
+    credential = StsTokenCredential(key_id, secret, token)
+    client = AcsClient(credential=credential, region_id=acc.DEV_REGION)
+    request = AssumeRoleRequest()
+    request.set_accept_format("JSON")
+    request.set_protocol_type("http")
+    request.set_endpoint(emu.sts_url.removeprefix("http://"))
+    request.set_RoleArn(role_arn)
+    request.set_RoleSessionName("satchel-chained")
+    request.set_DurationSeconds(900)
+    answer: dict[str, object] = json.loads(client.do_action_with_exception(request))
+    return answer
+
+
+async def assume_role_with(
+    emu: Emulator, key_id: str, secret: str, token: str, role_arn: str = acc.DEV_ROLE_ARN
+) -> dict[str, object]:
+    """AssumeRole signed (aliyun-python-sdk-core) with temporary credentials and their token."""
+    return await asyncio.to_thread(_assume_role_signed_by, emu, key_id, secret, token, role_arn)

@@ -8,8 +8,6 @@ host is fixed to 100.100.100.200, and the library reads its environment once, at
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
 from pathlib import Path
 
@@ -21,10 +19,7 @@ from alibabacloud_credentials.provider import (
 )
 from alibabacloud_credentials.utils import auth_util
 from aliyunsdkcore.acs_exception.exceptions import ServerException
-from aliyunsdkcore.auth.credentials import StsTokenCredential
-from aliyunsdkcore.client import AcsClient
-from aliyunsdksts.request.v20150401.AssumeRoleRequest import AssumeRoleRequest
-from component.identity_fixtures import dev_emulator, oidc_token
+from component.identity_fixtures import assume_role_with, dev_emulator, oidc_token
 from support.tls_certs import make_pki
 
 from satchel_server.emulator import accounts as acc
@@ -32,22 +27,6 @@ from satchel_server.emulator.runner import Emulator, running_emulator
 from satchel_server.emulator.state import EmulatorConfig
 
 __all__ = ["dev_emulator"]
-
-
-def chain_to_scope_role(emu: Emulator, key_id: str, secret: str, token: str) -> dict[str, object]:
-    """AssumeRole on the scope role, signed (aliyun-python-sdk-core) with temporary credentials."""
-    client = AcsClient(
-        credential=StsTokenCredential(key_id, secret, token), region_id="cn-hangzhou"
-    )
-    request = AssumeRoleRequest()
-    request.set_accept_format("JSON")
-    request.set_protocol_type("http")
-    request.set_endpoint(emu.sts_url.removeprefix("http://"))
-    request.set_RoleArn(acc.DEV_ROLE_ARN)
-    request.set_RoleSessionName("satchel-chained")
-    request.set_DurationSeconds(900)
-    answer: dict[str, object] = json.loads(client.do_action_with_exception(request))
-    return answer
 
 
 @pytest.mark.asyncio
@@ -143,22 +122,18 @@ async def test_assume_role_with_a_wrong_or_expired_security_token_is_refused(
         key_id, secret = credentials.get_access_key_id(), credentials.get_access_key_secret()
         token = credentials.get_security_token()
         with pytest.raises(ServerException) as caught:
-            await _call(emu, key_id, secret, token[:-4] + "AAAA")
+            await assume_role_with(emu, key_id, secret, token[:-4] + "AAAA")
         assert caught.value.get_error_code() == "InvalidSecurityToken.Malformed"
         now[0] += 601
         with pytest.raises(ServerException) as caught:
-            await _call(emu, key_id, secret, token)
+            await assume_role_with(emu, key_id, secret, token)
         assert caught.value.get_error_code() == "InvalidSecurityToken.Expired"
 
 
 async def _chain(emu: Emulator, credentials: object) -> dict[str, object]:
-    return await _call(
+    return await assume_role_with(
         emu,
         credentials.get_access_key_id(),  # type: ignore[attr-defined]
         credentials.get_access_key_secret(),  # type: ignore[attr-defined]
         credentials.get_security_token(),  # type: ignore[attr-defined]
     )
-
-
-async def _call(emu: Emulator, key_id: str, secret: str, token: str) -> dict[str, object]:
-    return await asyncio.to_thread(chain_to_scope_role, emu, key_id, secret, token)
