@@ -152,6 +152,7 @@ async def _emulator_alone(args: argparse.Namespace) -> None:
         async with stop_signalled() as stop:
             log.info("emulator STS listening on %s", emulator.sts_url)
             log.info("emulator OSS listening on %s", emulator.oss_url)
+            log.info("emulator metadata service and credentials URI on %s", emulator.identity_url)
             await stop.wait()
     finally:
         await emulator.stop()
