@@ -146,6 +146,17 @@ async def test_the_default_chain_takes_the_first_source_that_yields(
 
 
 @pytest.mark.asyncio
+async def test_acs3_signatures_carry_the_security_token_too(
+    dev_emulator: Emulator, session: aiohttp.ClientSession
+) -> None:
+    environ = {CREDENTIALS_URI_ENV: dev_emulator.credentials_uri}
+    rpc = identity_settings(dev_emulator, "credentials_uri", environ)
+    settings = dataclasses.replace(rpc, sts=dataclasses.replace(rpc.sts, signature="acs3"))
+    identity = await resolve_identity(settings, session)
+    assert (await chain_once(settings, session, identity)).startswith("STS.")
+
+
+@pytest.mark.asyncio
 async def test_an_sts_token_from_the_environment_signs_with_its_security_token(
     dev_emulator: Emulator, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:

@@ -58,6 +58,16 @@ def sign_rs256(claims: Mapping[str, object], key: rsa.RSAPrivateKey, kid: str) -
 
 
 @dataclass(frozen=True)
+class VerifiedToken:
+    """What a trust policy's `oidc:` conditions see: the audience is the one the provider knows."""
+
+    issuer: str
+    audience: str
+    subject: str
+    claims: Mapping[str, object] = field(repr=False)
+
+
+@dataclass(frozen=True)
 class OidcProvider:
     account_id: str
     name: str
@@ -82,16 +92,15 @@ class OidcProvider:
         }
         return sign_rs256(claims, self.key, self.kid)
 
-    def verify(self, token: str, now: float) -> dict[str, object]:
+    def verify(self, token: str, now: float) -> VerifiedToken:
         """The token's claims, once signature, issuer, audience and times all check out."""
         claims = _verified_claims(token, self.key.public_key(), self.kid)
         if claims.get("iss") != self.issuer:
             raise OidcTokenError("AuthenticationFail.OIDCToken.IssuerNotMatch", "Invalid issuer.")
         audiences = claims.get("aud")
         listed = [audiences] if isinstance(audiences, str) else audiences
-        if not isinstance(listed, list) or not set(self.client_ids) & {
-            a for a in listed if isinstance(a, str)
-        }:
+        known = [a for a in self.client_ids if isinstance(listed, list) and a in listed]
+        if not known:
             raise OidcTokenError(
                 "AuthenticationFail.OIDCToken.AudienceNotMatch", "Invalid audience."
             )
@@ -104,9 +113,10 @@ class OidcProvider:
             )
         if now < not_before:
             raise OidcTokenError(INVALID, "The token is not valid yet.")
-        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
             raise OidcTokenError(INVALID, "The token has no subject.")
-        return claims
+        return VerifiedToken(self.issuer, known[0], subject, claims)
 
 
 def _verified_claims(token: str, public_key: rsa.RSAPublicKey, kid: str) -> dict[str, object]:

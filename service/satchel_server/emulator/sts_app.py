@@ -275,20 +275,17 @@ def _assume_role_with_oidc(
     if not state.rate_limiter.allow(role.account_id, state.now("sts")):
         raise StsError("Throttling.User")
     try:
-        claims = provider.verify(params["OIDCToken"], state.now("sts"))
+        verified = provider.verify(params["OIDCToken"], state.now("sts"))
     except OidcTokenError as error:
         raise StsError(error.code, error.message) from None
-    audience = claims["aud"]
-    if not isinstance(audience, str):  # a list: the trust policy sees the one the provider knows
-        audience = next(a for a in provider.client_ids if a in (audience or []))  # type: ignore[operator]
     context = {
-        "oidc:iss": str(claims["iss"]),
-        "oidc:aud": audience,
-        "oidc:sub": str(claims["sub"]),
+        "oidc:iss": verified.issuer,
+        "oidc:aud": verified.audience,
+        "oidc:sub": verified.subject,
     }
     if not role.trusts_oidc(provider.arn, context):
         raise StsError("AuthenticationFail.NoPermission", "There is no permission")
-    token_info = {"OIDCTokenInfo": {"Issuer": context["oidc:iss"], "Subject": context["oidc:sub"]}}
+    token_info = {"OIDCTokenInfo": {"Issuer": verified.issuer, "Subject": verified.subject}}
     return _issue(state, role, params, request_id, token_info)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -144,7 +143,6 @@ class OidcSource:
             "Format": "JSON",
             "Version": STS_VERSION,
             "Timestamp": iso_extended(self._clock()),
-            "SignatureNonce": uuid.uuid4().hex,
             "RoleArn": self._role_arn,
             "OIDCProviderArn": self._provider_arn,
             "OIDCToken": token,
