@@ -30,8 +30,12 @@ __all__ = ["dev_emulator"]
 
 
 @pytest.mark.asyncio
-async def test_oidc_provider_of_the_library_assumes_the_role_over_https(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("subject", "refusal"),
+    [(acc.DEV_OIDC_SUBJECT, None), ("system:serviceaccount:x:other", "NoPermission")],
+)
+async def test_oidc_provider_of_the_library_assumes_the_role_the_token_is_trusted_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, subject: str, refusal: str | None
 ) -> None:
     # The library always calls STS over HTTPS (certifi plus the default verify paths):
     # the emulator's STS serves TLS, its CA named by SSL_CERT_FILE.
@@ -42,7 +46,7 @@ async def test_oidc_provider_of_the_library_assumes_the_role_over_https(
     )
     async with running_emulator(config) as emu:
         token_file = tmp_path / "token"
-        token_file.write_text(oidc_token(emu, time.time()))
+        token_file.write_text(oidc_token(emu, time.time(), sub=subject))
         provider = OIDCRoleArnCredentialsProvider(
             role_arn=acc.DEV_IDENTITY_ROLE_ARN,
             oidc_provider_arn=acc.DEV_OIDC_PROVIDER_ARN,
@@ -50,34 +54,15 @@ async def test_oidc_provider_of_the_library_assumes_the_role_over_https(
             role_session_name="satchel-pod",
             sts_endpoint=emu.sts_url.removeprefix("https://"),
         )
+        if refusal is not None:
+            with pytest.raises(Exception, match=rf"AuthenticationFail\.{refusal}"):
+                await provider.get_credentials_async()
+            return
         credentials = await provider.get_credentials_async()
-        assert credentials.get_access_key_id().startswith("STS.")
         assert credentials.get_security_token()
         session = emu.directory.session_by_key(credentials.get_access_key_id())
         assert session is not None
         assert session.role.name == acc.DEV_IDENTITY_ROLE
-
-
-@pytest.mark.asyncio
-async def test_oidc_provider_of_the_library_is_refused_a_token_the_trust_policy_does_not_name(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    files = make_pki().write(tmp_path)
-    monkeypatch.setenv("SSL_CERT_FILE", str(files["ca_cert"]))
-    config = EmulatorConfig(
-        data_dir=tmp_path / "data", sts_tls=(files["server_cert"], files["server_key"])
-    )
-    async with running_emulator(config) as emu:
-        token_file = tmp_path / "token"
-        token_file.write_text(oidc_token(emu, time.time(), sub="system:serviceaccount:x:other"))
-        provider = OIDCRoleArnCredentialsProvider(
-            role_arn=acc.DEV_IDENTITY_ROLE_ARN,
-            oidc_provider_arn=acc.DEV_OIDC_PROVIDER_ARN,
-            oidc_token_file_path=str(token_file),
-            sts_endpoint=emu.sts_url.removeprefix("https://"),
-        )
-        with pytest.raises(Exception, match=r"AuthenticationFail\.NoPermission"):
-            await provider.get_credentials_async()
 
 
 @pytest.mark.asyncio

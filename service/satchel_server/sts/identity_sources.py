@@ -101,6 +101,16 @@ def _identity(document: Any, what: str) -> Identity:
     )
 
 
+def _success_document(status: int, raw: bytes, what: str) -> Identity:
+    """The metadata service's and a credentials URI's answer: `Code: Success` and the keys."""
+    document = _json(raw)
+    if status != 200:
+        raise IdentityError(f"{what} answered HTTP {status}")
+    if not isinstance(document, dict) or document.get("Code") != "Success":
+        raise IdentityError(f"{what} did not answer Code Success")
+    return _identity(document, what)
+
+
 class OidcSource:
     name = "oidc"
 
@@ -229,12 +239,7 @@ class EcsRamRoleSource:
             what,
             headers=headers,
         )
-        document = _json(raw)
-        if status != 200:
-            raise IdentityError(f"{what} answered HTTP {status} for role {role}")
-        if not isinstance(document, dict) or document.get("Code") != "Success":
-            raise IdentityError(f"{what} did not answer Code Success for role {role}")
-        return _identity(document, what)
+        return _success_document(status, raw, f"{what} (role {role})")
 
 
 class CredentialsUriSource:
@@ -250,12 +255,7 @@ class CredentialsUriSource:
             raise IdentityError(f"{CREDENTIALS_URI_ENV} not set")
         what = "the credentials URI"
         status, raw = await _call(self._session, "GET", URL(self._uri), self._timeout, what)
-        document = _json(raw)
-        if status != 200:
-            raise IdentityError(f"{what} answered HTTP {status}")
-        if not isinstance(document, dict) or document.get("Code") != "Success":
-            raise IdentityError(f"{what} did not answer Code Success")
-        return _identity(document, what)
+        return _success_document(status, raw, what)
 
 
 def identity_source(
