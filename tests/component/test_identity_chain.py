@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from component.identity_fixtures import SCOPE, dev_emulator, identity_settings, oidc_token
 
 from satchel_server import cli
@@ -30,6 +32,7 @@ from satchel_server.config import (
     ROLE_ARN_ENV,
     SECURITY_TOKEN_ENV,
     Settings,
+    settings_from_mapping,
 )
 from satchel_server.credentials.broker import AssumeRoleRequest
 from satchel_server.credentials.identity import RefreshingIdentity
@@ -279,3 +282,56 @@ def test_serve_refuses_to_start_when_no_source_yields(
     error = capsys.readouterr().err
     assert f"'identity.source': {source}: " in error
     assert "Satchel needs its own credentials to call STS" in error
+
+
+SECRET = "very-secret-value-0123456789"
+FULL = {
+    "Code": "Success",
+    "AccessKeyId": "STS.x",
+    "AccessKeySecret": SECRET,
+    "SecurityToken": SECRET + "-token",
+    "Expiration": "2099-01-01T00:00:00Z",
+}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (200, {k: v for k, v in FULL.items() if k != "Expiration"}),
+        (200, {**FULL, "Code": "Failure"}),
+        (200, {**FULL, "Expiration": "tomorrow"}),
+        (200, {**FULL, "SecurityToken": ""}),
+        (200, [FULL]),
+        (200, "not json " + SECRET),
+        (500, FULL),
+        (302, FULL),
+    ],
+)
+async def test_a_malformed_credentials_answer_is_refused_without_echoing_it(
+    session: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    body: object,
+) -> None:
+    async def answer(request: web.Request) -> web.Response:
+        text = body if isinstance(body, str) else json.dumps(body)
+        return web.Response(status=status, text=text, headers={"Location": "http://127.0.0.1:9"})
+
+    app = web.Application()
+    app.router.add_get("/credentials", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        host, port = runner.addresses[0][:2]
+        environ = {CREDENTIALS_URI_ENV: f"http://{host}:{port}/credentials"}
+        settings = settings_from_mapping({"identity": {"source": "credentials_uri"}}, environ)
+        with caplog.at_level(logging.DEBUG), pytest.raises(ConfigError) as caught:
+            await resolve_identity(settings, session)
+    finally:
+        await runner.cleanup()
+    assert "credentials URI" in caught.value.problem
+    assert SECRET not in str(caught.value)
+    assert SECRET not in caplog.text
