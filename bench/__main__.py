@@ -2,7 +2,9 @@
 
 python -m bench                  all five; writes bench/RESULTS.md and bench/RESULTS.json
 python -m bench --quick          tiny counts, a smoke run; writes nothing unless --out is given
-python -m bench --only rpc,sts   a subset (names: signing, rpc, sts, memory, startup)
+python -m bench --only rpc,sts   a subset (names: signing, rpc, sts, memory, startup, fleet,
+                                 appserver); the other measurements' results already in the
+                                 output directory are kept, so the files stay whole
 
 Every loop is bounded in calls and in time; the full run takes a few minutes on 2 cores.
 Exits 0 when every measurement ran (a missed target is reported, not an error), 1 otherwise.
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import fleet, memory, report, rpc, signing, startup, sts
+from bench import appserver, fleet, memory, report, rpc, signing, startup, sts
 from bench.common import Row, load_average, machine_facts
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -77,6 +79,13 @@ MEASUREMENTS: dict[str, Measurement] = {
         fleet.rows,
         fleet.describe,
     ),
+    "appserver": Measurement(
+        "7. Satchel vs the per-request STS app server studios run today",
+        appserver.run,
+        lambda: appserver.run(appserver.QUICK),
+        appserver.rows,
+        appserver.describe,
+    ),
 }
 
 
@@ -98,8 +107,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     facts = machine_facts()
     facts["mode"] = "quick (smoke run, tiny counts)" if args.quick else "full"
     started = time.perf_counter()
-    rows: list[Row] = []
-    details: dict[str, list[str]] = {}
     results: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for name in args.chosen:
@@ -107,24 +114,65 @@ def main(argv: Sequence[str] | None = None) -> int:
         began = time.perf_counter()
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
         try:
-            result = (measurement.quick if args.quick else measurement.full)()
+            results[name] = (measurement.quick if args.quick else measurement.full)()
         except Exception as error:  # one broken bench must not hide the others' results
             traceback.print_exc()
             errors[name] = f"{type(error).__name__}: {error}"
-            rows.append(Row(measurement.title, "failed to run", "-", "-", "-", False))
             continue
-        results[name] = result
-        rows.extend(measurement.rows(result))
-        details[measurement.title] = measurement.describe(result)
         print(f"bench: {name} done in {time.perf_counter() - began:.1f} s", file=sys.stderr)
     facts["wall_s"] = time.perf_counter() - started
     facts["load_average_at_end"] = load_average()
-    print("\n".join(report.table(rows)))
     out = args.out or (None if args.quick else BENCH_DIR)
+    measured = {name: _when(facts) for name in [*results, *errors]}
+    if args.only and out is not None:
+        _keep_earlier(report.read(out), results, errors, measured)
+    rows, details = _render(results, errors)
+    results = {name: results[name] for name in MEASUREMENTS if name in results}
+    print("\n".join(report.table(rows)))
     if out is not None:
-        for path in report.write(out, facts, rows, details, results, errors):
+        for path in report.write(out, facts, rows, details, results, errors, measured):
             print(f"bench: wrote {path}", file=sys.stderr)
-    return 1 if errors else 0
+    return 1 if any(name in errors for name in args.chosen) else 0
+
+
+def _when(facts: dict[str, Any]) -> dict[str, Any]:
+    return {"date_utc": facts["date_utc"], "mode": facts["mode"]}
+
+
+def _keep_earlier(
+    earlier: dict[str, Any] | None,
+    results: dict[str, Any],
+    errors: dict[str, str],
+    measured: dict[str, dict[str, Any]],
+) -> None:
+    """Add what an earlier run wrote for the measurements this run did not repeat."""
+    if earlier is None:
+        return
+    for kept, source in ((results, earlier["results"]), (errors, earlier.get("errors", {}))):
+        for name, value in source.items():
+            if name in MEASUREMENTS and name not in measured:
+                kept[name] = value
+                measured[name] = earlier.get("measured", {}).get(name) or _when(earlier["machine"])
+
+
+def _render(
+    results: dict[str, Any], errors: dict[str, str]
+) -> tuple[list[Row], dict[str, list[str]]]:
+    """Rows and details in the registry's order, whichever run measured them."""
+    rows: list[Row] = []
+    details: dict[str, list[str]] = {}
+    for name, measurement in MEASUREMENTS.items():
+        if name in results:
+            try:
+                rows.extend(measurement.rows(results[name]))
+                details[measurement.title] = measurement.describe(results[name])
+                continue
+            except (KeyError, TypeError, ValueError) as error:  # a kept result, older layout
+                del results[name]
+                errors[name] = f"kept result no longer readable ({error!r}): run it again"
+        if name in errors:
+            rows.append(Row(measurement.title, "failed to run", "-", "-", "-", False))
+    return rows, details
 
 
 # Guarded: client and server processes are spawned, and spawn re-imports this module.

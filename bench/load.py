@@ -2,7 +2,12 @@
 
 Each client process opens one grpc.aio channel and runs `concurrency` callers that send
 pre-serialised request bytes and keep the answer as bytes: no (de)serialisation on the
-client side, so clients cost the same whatever server they call.
+client side, so clients cost the same whatever gRPC server they call.
+
+An HTTP load (`protocol="http"`) calls a JSON endpoint that answers as the mobile OSS SDKs
+expect (`StatusCode`, plus `ErrorCode` on failure): each payload is a query string, and a
+call's status is "OK", the relayed `ErrorCode`, or DEADLINE_EXCEEDED when the deadline
+passes, so both protocols' failures are counted by the same names.
 """
 
 from __future__ import annotations
@@ -12,10 +17,13 @@ import dataclasses
 import multiprocessing
 import time
 from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+import aiohttp
 import grpc
 
 from bench.common import median, percentile
@@ -40,6 +48,9 @@ class LoadSpec:
     # Calls started during the warm-up count towards max_calls but not in the results.
     warmup_s: float = 0.0
     start_at: float = 0.0
+    # grpc: `target` is host:port, `method` the RPC's path. http: `target` is the base URL,
+    # `method` the path, each payload a query string.
+    protocol: Literal["grpc", "http"] = "grpc"
 
 
 @dataclass(slots=True)
@@ -74,12 +85,52 @@ class LoadResult:
         }
 
 
-async def _load(spec: LoadSpec) -> LoadResult:
-    result = LoadResult()
+# One call: payload in, status name out ("OK" or why it failed).
+Call = Callable[[bytes], Awaitable[str]]
+
+
+@asynccontextmanager
+async def _grpc_calls(spec: LoadSpec) -> AsyncIterator[Call]:
     async with grpc.aio.insecure_channel(spec.target) as channel:
         # No (de)serialisers: bytes in, bytes out.
-        call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(spec.method)
+        method: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(spec.method)
         await asyncio.wait_for(channel.channel_ready(), CONNECT_TIMEOUT_S)
+
+        async def call(payload: bytes) -> str:
+            try:
+                await method(payload, timeout=spec.timeout_s)
+            except grpc.aio.AioRpcError as error:
+                return error.code().name
+            return "OK"
+
+        yield call
+
+
+@asynccontextmanager
+async def _http_calls(spec: LoadSpec) -> AsyncIterator[Call]:
+    connector = aiohttp.TCPConnector(limit=spec.concurrency)
+    timeout = aiohttp.ClientTimeout(total=spec.timeout_s)
+    async with aiohttp.ClientSession(spec.target, connector=connector, timeout=timeout) as session:
+
+        async def call(payload: bytes) -> str:
+            try:
+                async with session.get(f"{spec.method}?{payload.decode()}") as response:
+                    body = await response.json()
+            except TimeoutError:
+                return "DEADLINE_EXCEEDED"
+            except aiohttp.ClientError as error:  # refused, reset, or not the JSON promised
+                return type(error).__name__
+            if body.get("StatusCode") == 200:
+                return "OK"
+            return str(body.get("ErrorCode") or f"HTTP_{response.status}")
+
+        yield call
+
+
+async def _load(spec: LoadSpec) -> LoadResult:
+    result = LoadResult()
+    calls = _http_calls(spec) if spec.protocol == "http" else _grpc_calls(spec)
+    async with calls as call:
         await asyncio.sleep(max(0.0, spec.start_at - time.time()))
         start = time.perf_counter()
         measure_from = start + spec.warmup_s
@@ -92,11 +143,7 @@ async def _load(spec: LoadSpec) -> LoadResult:
             while issued < spec.max_calls and (began := time.perf_counter()) < stop_at:
                 payload = spec.payloads[issued % len(spec.payloads)]
                 issued += 1
-                try:
-                    await call(payload, timeout=spec.timeout_s)
-                    status = "OK"
-                except grpc.aio.AioRpcError as error:
-                    status = error.code().name
+                status = await call(payload)
                 ended = time.perf_counter()
                 result.completed += 1
                 if began < measure_from:

@@ -42,17 +42,26 @@ def table(rows: Sequence[Row]) -> list[str]:
     return lines
 
 
-def _facts(facts: Mapping[str, Any]) -> list[str]:
+def _facts(facts: Mapping[str, Any], measured: Mapping[str, Mapping[str, Any]]) -> list[str]:
     packages = ", ".join(f"{name} {version}" for name, version in facts["packages"].items())
     load = facts.get("load_average_at_start")
     load_end = facts.get("load_average_at_end")
-    return [
+    lines = [
         f"- Date: {facts['date_utc']}; mode: {facts['mode']}; wall time {facts['wall_s']:.0f} s",
         f"- CPU: {facts['cpu_model']}, {facts['cpus_usable']} usable cores",
         f"- Load average (1/5/15 min) at start: {load}; at end: {load_end}",
         f"- Python {facts['python']} on {facts['platform']}",
         f"- Packages: {packages}",
     ]
+    earlier = {
+        name: when for name, when in measured.items() if when["date_utc"] != facts["date_utc"]
+    }
+    if earlier:
+        kept = ", ".join(
+            f"{name} ({when['date_utc']}, {when['mode']})" for name, when in earlier.items()
+        )
+        lines.append(f"- Kept from earlier runs (this run was `--only`): {kept}")
+    return lines
 
 
 def markdown(
@@ -60,6 +69,7 @@ def markdown(
     rows: Sequence[Row],
     details: Mapping[str, Sequence[str]],
     errors: Mapping[str, str],
+    measured: Mapping[str, Mapping[str, Any]],
 ) -> str:
     missed = [row.measurement for row in rows if row.met is False]
     lines = [
@@ -69,7 +79,7 @@ def markdown(
         "",
         "## Machine",
         "",
-        *_facts(facts),
+        *_facts(facts, measured),
         "",
         HONESTY,
         "",
@@ -96,18 +106,30 @@ def write(
     details: Mapping[str, Sequence[str]],
     results: Mapping[str, Any],
     errors: Mapping[str, str],
+    measured: Mapping[str, Mapping[str, Any]],
 ) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     md_path, json_path = out_dir / "RESULTS.md", out_dir / "RESULTS.json"
     document = {
         "machine": facts,
+        # When and how each measurement's results were taken: an `--only` run keeps the rest.
+        "measured": measured,
         "rows": [row.as_dict() for row in rows],
         "results": results,
         "errors": errors,
     }
-    _replace(md_path, markdown(facts, rows, details, errors))
+    _replace(md_path, markdown(facts, rows, details, errors, measured))
     _replace(json_path, json.dumps(document, indent=2, default=str) + "\n")
     return md_path, json_path
+
+
+def read(out_dir: Path) -> dict[str, Any] | None:
+    """The document an earlier run wrote to `out_dir`, or None if there is none."""
+    try:
+        document: dict[str, Any] = json.loads((out_dir / "RESULTS.json").read_text("utf-8"))
+    except FileNotFoundError:
+        return None
+    return document
 
 
 def _replace(path: Path, text: str) -> None:

@@ -1,4 +1,5 @@
-"""Servers under load, each in its own process: Satchel (wired as `satchel dev` is) or echo.
+"""Servers under load, each in its own process: Satchel (wired as `satchel dev` is), echo,
+or the baseline STS app server (bench/sts_app_server.py) pointed at Satchel's emulator.
 
 The parent talks to the child over a pipe: the child answers "stats" with its CPU time and
 the emulator's STS counters, and "stop" ends it. Keeping the server out of the benchmark's
@@ -14,16 +15,20 @@ import logging
 import multiprocessing
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Literal
 
-from bench import echo
-from satchel_server.api.server import SatchelServer, build_server
+from aiohttp import web
+
+from bench import echo, sts_app_server
+from satchel_server.api.server import build_server
 from satchel_server.config import ServerSettings
+from satchel_server.emulator import accounts
 from satchel_server.emulator.runner import start_emulator
 from satchel_server.emulator.state import Counters, EmulatorConfig
 from satchel_server.wiring import dev_settings, wired_server
@@ -35,11 +40,21 @@ STOP_TIMEOUT_S = 15.0
 
 @dataclass(frozen=True, slots=True)
 class ServerSpec:
-    kind: Literal["satchel", "echo"]
+    kind: Literal["satchel", "echo", "sts_app_server"]
     # echo only: method name -> response size in bytes.
     echo_sizes: Mapping[str, int] = field(default_factory=dict)
     # satchel only: the emulator's AssumeRole limit per account (STS's is 100/s).
     sts_rate_per_s: int = 100
+    # sts_app_server only: the emulator it calls (a Satchel process's `emulator_urls`).
+    emulator_urls: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Running:
+    address: str
+    stop: Callable[[], Awaitable[None]]
+    counters: Counters | None = None  # the emulator's, where this process runs one
+    emulator_urls: tuple[str, str] | None = None  # (STS, OSS) base URLs
 
 
 class _CountingHandler(logging.Handler):
@@ -53,15 +68,16 @@ class _CountingHandler(logging.Handler):
         self.count += 1
 
 
-async def _start(spec: ServerSpec, stack: AsyncExitStack) -> tuple[SatchelServer, Counters | None]:
-    """Start the server; returns it and the emulator's counters (None for echo)."""
+async def _start(spec: ServerSpec, stack: AsyncExitStack) -> _Running:
     if spec.kind == "echo":
         # The same factory, options and side services as Satchel's server, but bare: no
         # call pipeline, and a handler that does nothing. reflection=True as in `satchel dev`.
         server = build_server(ServerSettings(listen="127.0.0.1:0", reflection=True))
         server.server.add_generic_rpc_handlers((echo.handler(spec.echo_sizes),))
         await server.start()
-        return server, None
+        return _Running(server.address, lambda: server.server.stop(None))
+    if spec.kind == "sts_app_server":
+        return await _start_sts_app_server(spec)
     data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="satchel-bench-"))
     emulator = await start_emulator(
         EmulatorConfig(data_dir=Path(data_dir), assume_role_rate_per_s=spec.sts_rate_per_s)
@@ -78,18 +94,47 @@ async def _start(spec: ServerSpec, stack: AsyncExitStack) -> tuple[SatchelServer
     # As `satchel serve` and `satchel dev` do once everything is wired (satchel_server.wiring).
     gc.collect()
     gc.freeze()
-    return server, emulator.counters
+    return _Running(
+        server.address,
+        lambda: server.server.stop(None),
+        emulator.counters,
+        (emulator.sts_url, emulator.oss_url),
+    )
+
+
+async def _start_sts_app_server(spec: ServerSpec) -> _Running:
+    if spec.emulator_urls is None:
+        raise ValueError("the STS app server needs a Satchel process's emulator_urls")
+    sts_url, oss_url = spec.emulator_urls
+    config = sts_app_server.AppServerConfig(
+        access_key_id=accounts.DEV_ACCESS_KEY_ID,
+        access_key_secret=accounts.DEV_ACCESS_KEY_SECRET,
+        role_arn=accounts.DEV_ROLE_ARN,
+        region=accounts.DEV_REGION,
+        bucket=accounts.DEV_BUCKET,
+        sts_host=sts_url.removeprefix("http://"),
+        oss_endpoint=oss_url,
+    )
+    runner = web.AppRunner(sts_app_server.build_app(config), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    return _Running(f"http://{host}:{port}", runner.cleanup)
 
 
 async def _serve(spec: ServerSpec, conn: Connection, logged: _CountingHandler) -> None:
     async with AsyncExitStack() as stack:
-        server, counters = await _start(spec, stack)
-        stack.push_async_callback(server.server.stop, None)
-        conn.send(server.address)
+        running = await _start(spec, stack)
+        stack.push_async_callback(running.stop)
+        counters = running.counters
+        conn.send((running.address, running.emulator_urls))
         loop = asyncio.get_running_loop()
+        # Its own thread: the default executor is the baseline server's, all of it.
+        pipe = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="bench-pipe"))
         while True:
             try:
-                command = await loop.run_in_executor(None, conn.recv)
+                command = await loop.run_in_executor(pipe, conn.recv)
             except EOFError:  # the parent is gone
                 return
             if command == "stop":
@@ -121,7 +166,10 @@ class ServerProcess:
         self._process = context.Process(target=_child, args=(spec, child_conn), daemon=True)
         self._process.start()
         child_conn.close()
-        self.address: str = self._receive(START_TIMEOUT_S)
+        self.address: str
+        # (STS, OSS) base URLs of the emulator a Satchel process runs; None for the others.
+        self.emulator_urls: tuple[str, str] | None
+        self.address, self.emulator_urls = self._receive(START_TIMEOUT_S)
 
     @property
     def pid(self) -> int | None:

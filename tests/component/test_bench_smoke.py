@@ -7,6 +7,7 @@ that must agree whatever the speed are.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,14 +16,12 @@ from typing import Any
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MEASUREMENTS = {"signing", "rpc", "sts", "memory", "startup"}
+MEASUREMENTS = {"signing", "rpc", "sts", "memory", "startup", "appserver"}
 
 
-@pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    out = tmp_path_factory.mktemp("bench")
+def _bench(out: Path, *options: str) -> dict[str, Any]:
     finished = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out), *options],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -32,6 +31,19 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     assert finished.returncode == 0, finished.stderr[-4000:]
     assert (out / "RESULTS.md").read_text().startswith("# Satchel benchmark results")
     document: dict[str, Any] = json.loads((out / "RESULTS.json").read_text())
+    return document
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench")
+    _bench(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def results(results_dir: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads((results_dir / "RESULTS.json").read_text())
     return document
 
 
@@ -87,3 +99,44 @@ def test_startup_reached_serving(results: dict[str, Any]) -> None:
     startup = results["results"]["startup"]
     assert startup["serving_s"] > 0
     assert startup["import_floor_s"] > 0
+
+
+def test_appserver_counts_agree_with_the_emulator(results: dict[str, Any]) -> None:
+    found = results["results"]["appserver"]
+    config = found["config"]
+    for workload in ("token", "presign"):
+        ours = found["workloads"][f"{workload}_satchel"]
+        theirs = found["workloads"][f"{workload}_baseline"]
+        for run in (ours, theirs):
+            assert run["requests"] == config["requests"]
+            assert run["served"] > 0
+            assert run["requests"] - run["served"] == sum(run["failures"].values())
+        # The baseline calls AssumeRole once per request; each call it served was issued.
+        assert theirs["assume_role_calls"] == config["requests"]
+        assert theirs["assume_role_issued"] == theirs["served"]
+        # Satchel serves everything, well below STS's limit.
+        assert ours["served"] == config["requests"]
+        assert ours["assume_role_calls"] < theirs["assume_role_calls"]
+    # One AssumeRole per player for tokens (single-flight, cached); none for presigning.
+    assert found["workloads"]["token_satchel"]["assume_role_calls"] == config["players"]
+    assert found["workloads"]["presign_satchel"]["assume_role_calls"] == 0
+    for probe in found["cold_probe"].values():
+        assert probe["assume_role_issued"] == probe["served"] == config["cold_probe_players"]
+    verdicts = [row for row in results["rows"] if row["issue"] == "#23"]
+    assert [row["met"] for row in verdicts[:2]] == [
+        all(found["targets_met"][workload].values()) for workload in ("token", "presign")
+    ]
+
+
+def test_only_keeps_the_other_measurements_results(results_dir: Path, tmp_path: Path) -> None:
+    shutil.copy(results_dir / "RESULTS.json", tmp_path / "RESULTS.json")
+    earlier: dict[str, Any] = json.loads((results_dir / "RESULTS.json").read_text())
+    merged = _bench(tmp_path, "--only", "startup")
+    assert list(merged["results"]) == list(earlier["results"])
+    for name, result in earlier["results"].items():
+        if name != "startup":
+            assert merged["results"][name] == result
+            assert merged["measured"][name] == earlier["measured"][name]
+    assert merged["measured"]["startup"]["date_utc"] == merged["machine"]["date_utc"]
+    assert len(merged["rows"]) == len(earlier["rows"])
+    assert "Kept from earlier runs" in (tmp_path / "RESULTS.md").read_text()
