@@ -41,20 +41,22 @@ class AppServerConfig:
     oss_endpoint: str
 
 
+CONFIG = web.AppKey("config", AppServerConfig)
+CLIENT = web.AppKey("client", AcsClient)
+
+
 def assume_role(config: AppServerConfig, client: AcsClient, player: str) -> dict[str, Any]:
     request = AssumeRoleRequest()
     request.set_accept_format("JSON")
-    request.set_protocol_type("http")
+    request.set_protocol_type("http")  # the emulator's STS; the tutorials' is HTTPS
     request.set_endpoint(config.sts_host)
     request.set_RoleArn(config.role_arn)
     request.set_RoleSessionName(f"player-{player}")
     prefix = f"players/{player}/"
     request.set_Policy(session_policy(config.bucket, prefix, [Permission.READ], 2048))
     request.set_DurationSeconds(3600)
-    credentials: dict[str, Any] = json.loads(client.do_action_with_exception(request))[
-        "Credentials"
-    ]
-    return credentials
+    answer: dict[str, dict[str, Any]] = json.loads(client.do_action_with_exception(request))
+    return answer["Credentials"]
 
 
 async def _credentials(request: web.Request) -> dict[str, Any]:
@@ -98,10 +100,6 @@ async def presign(request: web.Request) -> web.Response:
     player = request.query["player_id"]
     url = bucket.sign_url("GET", f"players/{player}/{key}", PRESIGN_EXPIRES_S, slash_safe=True)
     return web.json_response({"StatusCode": 200, "Url": url})
-
-
-CONFIG = web.AppKey("config", AppServerConfig)
-CLIENT = web.AppKey("client", AcsClient)
 
 
 def build_app(config: AppServerConfig) -> web.Application:
