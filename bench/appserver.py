@@ -352,7 +352,7 @@ def _where_the_baseline_wins(result: dict[str, Any]) -> list[str]:
         "cached Satchel token may have as little as half the asked lifetime left (never less "
         "than the configured floor)."
     )
-    return ["Where the baseline does better:", "", *lines]
+    return ["Where the baseline does better, or could:", "", *lines]
 
 
 def _satchel_throttled(result: dict[str, Any]) -> list[str]:
