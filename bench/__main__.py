@@ -1,6 +1,6 @@
 """`make bench` / `python -m bench`: every benchmark, each against its baseline in one run.
 
-python -m bench                  all five; writes bench/RESULTS.md and bench/RESULTS.json
+python -m bench                  every measurement; writes bench/RESULTS.md and RESULTS.json
 python -m bench --quick          tiny counts, a smoke run; writes nothing unless --out is given
 python -m bench --only rpc,sts   a subset (names: signing, rpc, sts, memory, startup, fleet,
                                  appserver); the other measurements' results already in the
