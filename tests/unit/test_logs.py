@@ -8,6 +8,8 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from satchel_server.observability import logs
 
@@ -32,6 +34,8 @@ PRESIGNED = (
         (f"AccessKeySecret={SECRET}&x=1", SECRET),
         (f"access_key_secret='{SECRET}'", SECRET),
         (f"authorization: Bearer sat_k1_{SECRET}", SECRET),
+        ("Authorization: bearer sk_live_4f9a2c", "sk_live_4f9a2c"),
+        ("bearer ABCDEFGHIJKLMNOPQRSTuvwx", "ABCDEFGHIJKLMNOPQRSTuvwx"),
         (f"Authorization: OSS STS.abc:{SECRET}=", SECRET),
         (
             "OSS4-HMAC-SHA256 Credential=STS.a/20261128/cn-hangzhou/oss/aliyun_v4_request,"
@@ -55,10 +59,25 @@ def test_scrub_removes_every_secret_shape(text: str, secret: str) -> None:
         "scope saves: signer credentials STS.NUgYrLnoC36mbNdzvEdX valid until 2026-11-28",
         "STS answered HTTP 400 Throttling.User (RequestId 7EA4F40C036284231C9BA2FE)",
         "player_id: must not contain '*'",
+        "bearer keys travel in plaintext",
+        "the bearer key is sent in plaintext to game.example:443: pass tls=Tls(...)",
+        "Bearer token-based authentication is on",
     ],
 )
 def test_scrub_keeps_what_operators_need(text: str) -> None:
     assert logs.scrub(text) == text
+
+
+_TOKEN68 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/"
+
+
+@given(
+    st.sampled_from(["Bearer", "bearer", "BEARER"]),
+    st.text(_TOKEN68, min_size=20, max_size=80) | st.from_regex(r"\A(sat|sk)_[a-z0-9_]{6,40}\Z"),
+)
+def test_every_bearer_credential_shape_is_redacted(word: str, credential: str) -> None:
+    scrubbed = logs.scrub(f"authorization: {word} {credential}")
+    assert scrubbed == f"authorization: {word} {logs.REDACTED}"
 
 
 @pytest.fixture(autouse=True)

@@ -47,7 +47,16 @@ _SCRUBBERS: tuple[tuple[re.Pattern[str], str], ...] = (
         rf"\1 {REDACTED}",
     ),
     (re.compile(r"\bOSS\s+[A-Za-z0-9.]+:[A-Za-z0-9+/=]+"), f"OSS {REDACTED}"),
-    (re.compile(r"\b(Bearer)\s+\S+", re.IGNORECASE), rf"\1 {REDACTED}"),
+    # A bearer credential, by its shape (token68: letters, digits, -._~+/ then '='s):
+    # 20 or more such characters, or 8 or more with a digit or one of _+/=. The
+    # word after "bearer" in prose ("bearer keys travel in plaintext") is neither.
+    (
+        re.compile(
+            r"\b(Bearer)\s+(?:(?=[\w.~+/-]*[0-9_+/=])[\w.~+/-]{8,}|[\w.~+/-]{20,})=*",
+            re.IGNORECASE | re.ASCII,
+        ),
+        rf"\1 {REDACTED}",
+    ),
     # STS security tokens and similar: long runs of base64 text that no id is made of.
     (re.compile(r"[A-Za-z0-9+/_-]{80,}={0,2}"), REDACTED),
 )
