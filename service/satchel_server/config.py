@@ -41,6 +41,11 @@ CREDENTIALS_URI_ENV = "ALIBABA_CLOUD_CREDENTIALS_URI"
 # and Redis's password: from the environment only, like the access key.
 CACHE_KEYS_ENV = "SATCHEL_CACHE_KEYS"
 REDIS_PASSWORD_ENV = "SATCHEL_REDIS_PASSWORD"  # noqa: S105 - a variable name
+# Keys the hash in the RoleSessionName of a player id that had to be rewritten (see
+# rules.scopes.role_session_name). The same value on every replica gives a player one
+# name in ActionTrail; unset, each process picks a random key.
+SESSION_NAME_KEY_ENV = "SATCHEL_SESSION_NAME_KEY"
+SESSION_NAME_KEY_MIN_CHARS = 16
 
 Check = Callable[[Any], str | None]
 """Returns None when the value is acceptable, else the problem in a few words."""
@@ -521,6 +526,8 @@ class Settings:
     identity_env: IdentityEnvironment = field(default_factory=IdentityEnvironment)
     # From the environment only; None when SATCHEL_CACHE_KEYS is not set.
     cache_secrets: CacheSecrets | None = None
+    # From the environment only; None when SATCHEL_SESSION_NAME_KEY is not set.
+    session_name_key: bytes | None = field(default=None, repr=False)
     # Where the settings came from, for the start-up log line.
     source: str = "defaults"
 
@@ -752,6 +759,18 @@ def _cache_secrets_from(environ: Mapping[str, str], cache: CacheSettings) -> Cac
     return CacheSecrets(tuple(keys), environ.get(REDIS_PASSWORD_ENV, ""))
 
 
+def _session_name_key_from(environ: Mapping[str, str]) -> bytes | None:
+    text = environ.get(SESSION_NAME_KEY_ENV, "")
+    if not text:
+        return None
+    if len(text) < SESSION_NAME_KEY_MIN_CHARS:
+        raise ConfigError(
+            SESSION_NAME_KEY_ENV,
+            f"must be at least {SESSION_NAME_KEY_MIN_CHARS} characters (`openssl rand -base64 32`)",
+        )
+    return text.encode()
+
+
 def settings_from_mapping(
     document: Mapping[str, object], environ: Mapping[str, str], source: str = "mapping"
 ) -> Settings:
@@ -774,6 +793,7 @@ def settings_from_mapping(
         access_key=_access_key_from(environ),
         identity_env=_identity_env_from(environ),
         cache_secrets=_cache_secrets_from(environ, sections.get("cache", CacheSettings())),
+        session_name_key=_session_name_key_from(environ),
         source=source,
     )
     _check_callers_against(settings)

@@ -59,7 +59,13 @@ async def wired_token_service(
         sts = AliyunStsClient(
             session, settings.sts, identity, observe=observe, retry_budget=fleet.budget
         )
-        broker = CredentialBroker(sts, settings.cache, fleet.budget, shared=fleet.shared)
+        broker = CredentialBroker(
+            sts,
+            settings.cache,
+            fleet.budget,
+            shared=fleet.shared,
+            session_name_key=settings.session_name_key,
+        )
         scope_signers = {
             name: ScopeSigner(scope, sts, fleet.budget, access_key, shared=fleet.shared)
             for name, scope in settings.scopes.items()

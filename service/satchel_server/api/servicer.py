@@ -26,7 +26,7 @@ from satchel_server.access.audit import current_call
 from satchel_server.api.status import abort_with
 from satchel_server.api.wire import WireBehavior
 from satchel_server.config import ScopeSettings
-from satchel_server.credentials.broker import CachePlan, CredentialBroker
+from satchel_server.credentials.broker import CredentialBroker
 from satchel_server.credentials.types import TemporaryCredentials
 from satchel_server.errors import InternalFault, InvalidArgument, SatchelError
 from satchel_server.presigning.presigner import Presigner, PresignPlan
@@ -117,7 +117,7 @@ class _PreparedIssue:
     broker serves the same credentials object the same bytes go out again.
     """
 
-    plan: CachePlan  # the validated request, and what the broker derives from it
+    request: TokenRequest
     answered_with: TemporaryCredentials | None = None
     answer: bytes = field(default=b"", repr=False)  # carries the secret and the token
 
@@ -190,7 +190,7 @@ class TokenService:
             permissions=permissions_from_proto(request.permissions),
             ttl_seconds=_seconds(request.ttl) if request.HasField("ttl") else None,
         )
-        return _PreparedIssue(self._broker.plan(validated))
+        return _PreparedIssue(validated)
 
     def _prepare_presign(self, data: bytes) -> _PreparedPresign:
         if self._presigner is None:  # presign_object answers FAILED_PRECONDITION before this
@@ -231,11 +231,10 @@ class TokenService:
         call = current_call()
         try:
             prepared = self._prepared_issue(data)
-            plan = prepared.plan
-            self._admission.admit(call, plan.request)
-            # A hit is answered at once; only a miss needs the caller's deadline.
-            issued = self._broker.cached(plan) or await self._broker.credentials_for(
-                plan, deadline=deadline_of(context, self._max_deadline_seconds)
+            request = prepared.request
+            self._admission.admit(call, request)
+            issued = await self._broker.credentials_for(
+                request, deadline=deadline_of(context, self._max_deadline_seconds)
             )
         except SatchelError as error:
             await abort_with(context, error)
@@ -247,7 +246,7 @@ class TokenService:
             from_cache=issued.from_cache,
         )
         if prepared.answered_with is not credentials:
-            prepared.answer = self._issue_response(credentials, plan.request)
+            prepared.answer = self._issue_response(credentials, request)
             prepared.answered_with = credentials
         return prepared.answer
 

@@ -1,8 +1,15 @@
 """CredentialBroker: player credentials from STS, cached, coalesced and budgeted.
 
-- Cache keyed by (scope, player, permission set, policy digest), bounded LRU,
-  secrets only in memory. An entry is served only while its remaining life is
-  at least a configured minimum and a configured share of the TTL asked for.
+- Cache keyed by (scope, player, permission set, policy digest, lifetime class),
+  bounded LRU, secrets only in memory. A credential's life has two bounds:
+  - at most the TTL asked for: asks are grouped into lifetime classes (the TTL
+    rounded down to a whole minute) and STS is asked for the class's duration,
+    so a credential expires no later than `now + ttl` by Satchel's clock
+    (`LIFETIME_SLACK_SECONDS` allows for STS's clock running ahead of ours);
+  - at least the floor: an entry is served only while its remaining life is at
+    least `min_remaining_seconds` and `min_remaining_share` of the TTL asked.
+  So a 900 s ask never gets a 3600 s credential, and repeated asks of one class
+  make one AssumeRole per refresh.
 - Single-flight: concurrent misses for one key share one AssumeRole.
 - Budget: every AssumeRole first takes a token from the budget (this process's,
   or the fleet's); when none comes within the caller's deadline the call fails
@@ -20,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
+import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -119,22 +126,24 @@ class LocalOnly:
         return await mint(), True
 
 
-CacheKey = tuple[str, str, frozenset[Permission], str]
+# (scope, player, permissions, policy digest, DurationSeconds asked of STS)
+CacheKey = tuple[str, str, frozenset[Permission], str, int]
 Flight = asyncio.Future[tuple[AssumeRoleResult, bool]]
 
+# Asks are grouped by whole minutes: one credential serves every ask of its minute.
+LIFETIME_CLASS_SECONDS = 60
+# How far a credential's expiration may lie beyond now + the TTL asked: none by
+# Satchel's clock, since STS is asked for no more than that; this allows for STS's
+# clock (which sets the expiration) running ahead of Satchel's.
+LIFETIME_SLACK_SECONDS = 60
 
-@dataclass(frozen=True, slots=True)
-class CachePlan:
-    """What the broker works out from a request before it looks in its cache.
 
-    A pure function of the request and the broker's settings, so a caller that sees
-    the same request again (the servicer keeps validated requests) keeps its plan.
+def lifetime_class(ttl_seconds: int) -> int:
+    """The DurationSeconds STS is asked for: the TTL rounded down to a whole minute.
+
+    Never below STS's 900 s minimum, since validated TTLs are whole seconds >= 900.
     """
-
-    request: TokenRequest
-    policy: str  # the session policy, size-checked
-    key: CacheKey
-    needed_seconds: float  # the life a cached credential must have left to be served
+    return ttl_seconds - ttl_seconds % LIFETIME_CLASS_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,14 +153,13 @@ class _Entry:
     checked: datetime
     # What a cache hit returns, built once rather than on every hit.
     as_hit: IssuedCredentials
-    # The credentials' expiry as epoch seconds: a hit compares floats, not datetimes.
-    expires_at: float
 
 
 def shared_key(key: CacheKey) -> tuple[str, ...]:
     """The cache key as strings for the shared tier (which stores only a keyed hash of it)."""
-    scope, player, permissions, digest = key
-    return ("player", scope, player, ",".join(sorted(p.value for p in permissions)), digest)
+    scope, player, permissions, digest, duration = key
+    names = ",".join(sorted(p.value for p in permissions))
+    return ("player", scope, player, names, digest, str(duration))
 
 
 @dataclass(slots=True)
@@ -175,20 +183,17 @@ class CredentialBroker:
         clock: Clock = utc_now,
         *,
         shared: SharedCache | None = None,
+        session_name_key: bytes | None = None,
     ) -> None:
+        """`session_name_key` keys the hash in rewritten RoleSessionNames (None: random)."""
         self._sts = sts
         self._settings = settings
         self._budget = budget
         self._clock = clock
-        # Epoch seconds now, for the hit path: one float instead of a datetime and a
-        # timedelta per hit (under load those allocations cost more than the lookup).
-        self._epoch_now: Callable[[], float] = (
-            time.time if clock is utc_now else lambda: clock().timestamp()
-        )
         self._shared: SharedCache = shared or LocalOnly()
+        self._session_name_key = session_name_key or secrets.token_bytes(32)
         self._cache: OrderedDict[CacheKey, _Entry] = OrderedDict()
-        # Calls in flight per key, with the DurationSeconds each asked for.
-        self._flights: dict[CacheKey, tuple[Flight, int]] = {}
+        self._flights: dict[CacheKey, Flight] = {}
         self.stats = BrokerStats()
 
     @property
@@ -199,52 +204,44 @@ class CredentialBroker:
     def __len__(self) -> int:
         return len(self._cache)
 
-    def plan(self, request: TokenRequest) -> CachePlan:
-        """The request's session policy, cache key, and the life a hit must have left."""
+    def floor_seconds(self, ttl_seconds: int) -> float:
+        """The life a credential handed out for a `ttl_seconds` ask has left, at least."""
+        return max(
+            float(self._settings.min_remaining_seconds),
+            self._settings.min_remaining_share * ttl_seconds,
+        )
+
+    async def credentials_for(
+        self, request: TokenRequest, *, deadline: float | None
+    ) -> IssuedCredentials:
+        """Credentials for a validated request, by `deadline` (event-loop time)."""
         scope = request.scope
         # Built (and size-checked) before any STS call: too large fails closed here.
         policy, digest = player_session_policy(
             scope.bucket, request.prefix, request.permissions, scope.policy_max_chars
         )
-        needed = max(
-            float(self._settings.min_remaining_seconds),
-            self._settings.min_remaining_share * request.ttl_seconds,
-        )
-        key: CacheKey = (scope.name, request.player_id, request.permissions, digest)
-        return CachePlan(request, policy, key, needed)
-
-    def cached(self, plan: CachePlan) -> IssuedCredentials | None:
-        """A hit from this process's cache, or None: never waits, never counts a miss."""
-        return self._served(self._fresh(plan.key, plan.needed_seconds))
-
-    async def credentials_for(
-        self, request: TokenRequest | CachePlan, *, deadline: float | None
-    ) -> IssuedCredentials:
-        """Credentials for a validated request (or its plan), by `deadline` (event-loop time)."""
-        plan = request if isinstance(request, CachePlan) else self.plan(request)
-        request, policy, key, needed = plan.request, plan.policy, plan.key, plan.needed_seconds
+        duration = lifetime_class(request.ttl_seconds)
+        key: CacheKey = (scope.name, request.player_id, request.permissions, digest, duration)
+        needed = self.floor_seconds(request.ttl_seconds)
         fresh = self._fresh(key, needed)
-        hit = self._served(fresh)
-        if hit is not None:
-            return hit
+        if fresh is not None and not self._due_for_check(fresh):
+            self.stats.hits += 1
+            return fresh.as_hit
         self.stats.misses += 1
-        scope = request.scope
-        joined = self._flights.get(key)
-        if joined is not None and joined[1] >= needed:
-            flight = joined[0]
+        flight = self._flights.get(key)
+        if flight is not None:
+            # Same class, so the same duration: what it mints serves this ask too.
             self.stats.coalesced += 1
         else:
-            # No call in flight, or one asking too short a life for this caller (a
-            # 900 s ask must not make a concurrent 3600 s ask fail): make our own.
             assume = AssumeRoleRequest(
                 role_arn=scope.role_arn,
-                role_session_name=role_session_name(request.player_id),
+                role_session_name=role_session_name(request.player_id, self._session_name_key),
                 policy=policy,
-                duration_seconds=request.ttl_seconds,
+                duration_seconds=duration,
                 external_id=scope.external_id,
             )
             have = None if fresh is None else fresh.result
-            flight = self._start_flight(key, assume, needed, deadline, have)
+            flight = self._start_flight(key, assume, deadline, have)
         try:
             # Shielded: one caller giving up must not cancel the call others wait on.
             async with asyncio.timeout_at(deadline):
@@ -256,18 +253,11 @@ class CredentialBroker:
             raise UpstreamUnavailable("STS returned credentials shorter-lived than required")
         return IssuedCredentials(result.credentials, result.request_id, from_cache=not minted)
 
-    def _served(self, fresh: _Entry | None) -> IssuedCredentials | None:
-        """What a fresh entry answers, unless it must first be checked with the shared tier."""
-        if fresh is None or self._due_for_check(fresh):
-            return None
-        self.stats.hits += 1
-        return fresh.as_hit
-
     def _fresh(self, key: CacheKey, needed_seconds: float) -> _Entry | None:
         entry = self._cache.get(key)
         if entry is None:
             return None
-        if entry.expires_at - self._epoch_now() < needed_seconds:
+        if entry.result.credentials.remaining_seconds(self._clock()) < needed_seconds:
             return None
         self._cache.move_to_end(key)
         return entry
@@ -280,16 +270,14 @@ class CredentialBroker:
         self,
         key: CacheKey,
         assume: AssumeRoleRequest,
-        needed: float,
         deadline: float | None,
         have: AssumeRoleResult | None,
     ) -> Flight:
-        flight = asyncio.ensure_future(self._fetch(key, assume, needed, deadline, have))
-        self._flights[key] = (flight, assume.duration_seconds)
+        flight = asyncio.ensure_future(self._fetch(key, assume, deadline, have))
+        self._flights[key] = flight
 
         def landed(done: Flight) -> None:
-            current = self._flights.get(key)
-            if current is not None and current[0] is done:
+            if self._flights.get(key) is done:
                 del self._flights[key]
             # Mark a failure as seen even when every waiter has gone away.
             if not done.cancelled():
@@ -302,7 +290,6 @@ class CredentialBroker:
         self,
         key: CacheKey,
         assume: AssumeRoleRequest,
-        needed: float,
         deadline: float | None,
         have: AssumeRoleResult | None,
     ) -> tuple[AssumeRoleResult, bool]:
@@ -312,6 +299,10 @@ class CredentialBroker:
             self.stats.sts_calls += 1
             return await self._sts.assume_role(assume, deadline=deadline)
 
+        # A shared entry of this class is worth taking while it has the floor of the
+        # class's longest ask left: then it serves every ask of the class.
+        longest_ask = assume.duration_seconds + LIFETIME_CLASS_SECONDS - 1
+        needed = self.floor_seconds(longest_ask)
         result, minted = await self._shared.get_or_mint(
             shared_key(key),
             usable=lambda credentials: credentials.remaining_seconds(self._clock()) >= needed,
@@ -327,8 +318,7 @@ class CredentialBroker:
 
     def _store(self, key: CacheKey, result: AssumeRoleResult) -> None:
         hit = IssuedCredentials(result.credentials, result.request_id, from_cache=True)
-        expires_at = result.credentials.expiration.timestamp()
-        self._cache[key] = _Entry(result, self._clock(), hit, expires_at)
+        self._cache[key] = _Entry(result, self._clock(), hit)
         self._cache.move_to_end(key)
         while len(self._cache) > self._settings.max_entries:
             self._cache.popitem(last=False)
@@ -336,7 +326,7 @@ class CredentialBroker:
 
     async def close(self) -> None:
         """Cancel flights nobody will wait for (at shutdown)."""
-        for flight, _ in list(self._flights.values()):
+        for flight in list(self._flights.values()):
             flight.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await flight

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import enum
 import functools
-import hashlib
+import hmac
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from satchel_server.config import PLAYER_PLACEHOLDER, ScopeSettings
 from satchel_server.errors import InvalidArgument
+from satchel_server.rules.characters import check_characters
 
 
 class Permission(enum.Enum):
@@ -29,10 +29,19 @@ class Permission(enum.Enum):
 # an operator's pattern would let them through: wildcards (* ?), policy variables
 # (${...}), JSON string delimiters (" \), the folder separator (/).
 _POLICY_METACHARACTERS = frozenset('*?${}"\\/')
-# STS RoleSessionName: 2-64 of these. It lands in ActionTrail, so it names the player.
+# STS RoleSessionName: 2-64 of these. It lands in ActionTrail, so it names the player:
+# "satchel-" + the id when the id is already a valid name; otherwise "satchel." + the
+# id made valid and cut short + "." + a keyed hash of the whole id. The two prefixes
+# differ, so a rewritten id can never take the name of an id kept as it is.
+_SESSION_NAME_SAFE = re.compile(r"[A-Za-z0-9.@_-]+")
 _SESSION_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9.@_-]")
-_SESSION_NAME_PREFIX = "satchel-"
+_SESSION_NAME_AS_IS = "satchel-"
+_SESSION_NAME_HASHED = "satchel."
 _SESSION_NAME_MAX = 64
+_SESSION_NAME_DIGEST_CHARS = 16  # 64 bits of HMAC-SHA256
+# Longest player id, whatever the pattern: it appears three times in a session
+# policy (STS caps those at 1024-2048 characters) and in every object key.
+MAX_PLAYER_ID_CHARS = 128
 
 
 @functools.lru_cache(maxsize=64)
@@ -41,25 +50,29 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 
 
 def check_player_id(scope: ScopeSettings, player_id: str) -> None:
-    """Raise InvalidArgument unless `player_id` is safe and matches the scope's pattern."""
-    if (
-        player_id
-        and _compiled(scope.player_id_pattern).fullmatch(player_id)
-        and player_id.isascii()
-        and player_id.isprintable()
-        and _POLICY_METACHARACTERS.isdisjoint(player_id)
-        and ".." not in player_id
-    ):
-        return  # every rule below holds: the usual case, decided in one pass
+    """Raise InvalidArgument unless `player_id` is safe and matches the scope's pattern.
+
+    Every rule but the last holds whatever pattern the operator configures.
+    """
     if not player_id:
         raise InvalidArgument("player_id", "is required")
-    if not player_id.isascii() or not player_id.isprintable():
-        raise InvalidArgument("player_id", "must be printable ASCII")
+    if len(player_id) > MAX_PLAYER_ID_CHARS:
+        raise InvalidArgument(
+            "player_id",
+            f"is too long: {len(player_id)} characters, at most {MAX_PLAYER_ID_CHARS}",
+        )
+    check_characters("player_id", player_id)
+    if not player_id.isascii():
+        raise InvalidArgument("player_id", "must be ASCII")
     if bad := sorted(set(player_id) & _POLICY_METACHARACTERS):
         raise InvalidArgument("player_id", f"must not contain {bad[0]!r}")
-    if ".." in player_id:
-        raise InvalidArgument("player_id", "must not contain '..'")
-    raise InvalidArgument("player_id", f"must match the scope's pattern {scope.player_id_pattern}")
+    if player_id == "." or ".." in player_id:
+        # players/./ and players/../ are traversals to every client that normalises paths.
+        raise InvalidArgument("player_id", "must not be '.' or contain '..'")
+    if not _compiled(scope.player_id_pattern).fullmatch(player_id):
+        raise InvalidArgument(
+            "player_id", f"must match the scope's pattern {scope.player_id_pattern}"
+        )
 
 
 def player_prefix(scope: ScopeSettings, player_id: str) -> str:
@@ -124,17 +137,21 @@ def resolve_ttl(scope: ScopeSettings, asked_seconds: float | None) -> int:
     )
 
 
-def role_session_name(player_id: str) -> str:
+def role_session_name(player_id: str, key: bytes) -> str:
     """A valid STS RoleSessionName that shows in Alibaba's audit trail who acted.
 
-    Player ids are usually already valid; any other character becomes '-', and a
-    name too long for STS keeps its start plus a short hash so it stays distinct.
+    One-to-one: two player ids never share a name. `key` keys the hash added to an
+    id that had to be rewritten; the same key on every replica gives a player the
+    same name everywhere, and keeps anyone without it from crafting a collision.
     """
-    name = _SESSION_NAME_PREFIX + _SESSION_NAME_UNSAFE.sub("-", player_id)
-    if len(name) > _SESSION_NAME_MAX:
-        digest = hashlib.sha256(player_id.encode()).hexdigest()[:12]
-        name = name[: _SESSION_NAME_MAX - len(digest) - 1] + "-" + digest
-    return name
+    name = _SESSION_NAME_AS_IS + player_id
+    if len(name) <= _SESSION_NAME_MAX and _SESSION_NAME_SAFE.fullmatch(player_id):
+        return name
+    whole = player_id.encode("utf-8", "surrogatepass")
+    digest = hmac.new(key, whole, "sha256").hexdigest()[:_SESSION_NAME_DIGEST_CHARS]
+    room = _SESSION_NAME_MAX - len(_SESSION_NAME_HASHED) - 1 - len(digest)
+    readable = _SESSION_NAME_UNSAFE.sub("-", player_id)[:room]
+    return f"{_SESSION_NAME_HASHED}{readable}.{digest}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,34 +205,18 @@ METHOD_NEEDS: dict[Method, Permission] = {
 MAX_KEY_BYTES = 1023  # OSS's limit on a whole object key, in UTF-8
 MAX_CONTENT_TYPE_CHARS = 255
 V4_MAX_EXPIRES_SECONDS = 604800  # OSS refuses longer V4 presigned URLs
-# Invisible characters that reorder or hide text: a key that displays as
-# "save.dat" must be "save.dat".
-_BIDI_CONTROLS = frozenset(
-    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-)
 _CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;\s*[ -~]*)?")
-
-
-def _check_key_characters(key: str) -> None:
-    if unicodedata.normalize("NFC", key) != key:
-        raise InvalidArgument("key", "is not NFC-normalised; normalise it to NFC before sending")
-    for char in key:
-        if unicodedata.category(char) == "Cc":
-            raise InvalidArgument("key", f"must not contain control character U+{ord(char):04X}")
-        if char in _BIDI_CONTROLS:
-            raise InvalidArgument(
-                "key", f"must not contain bidirectional control U+{ord(char):04X}"
-            )
 
 
 def check_object_key(prefix: str, key: str) -> str:
     """The full key (prefix + key) when `key` is a safe name inside the player's folder."""
     if not key:
         raise InvalidArgument("key", "is required")
-    # Printable ASCII is NFC and has no control or bidi character: the usual key
-    # skips the per-character checks.
-    if not (key.isascii() and key.isprintable()):
-        _check_key_characters(key)
+    check_characters("key", key)
+    if "${" in key:
+        # OSS fills ${filename} (and other variables) in a POST form's key after
+        # checking the policy: the uploader would choose the object's name.
+        raise InvalidArgument("key", "must not contain '${'")
     if "\\" in key:
         raise InvalidArgument("key", "must not contain '\\'")
     if key.startswith("/"):

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support.fakes import FakeClock, ScriptedSts
 from support.scopes import make_scope
 
 from satchel_server.config import CacheSettings
-from satchel_server.credentials.broker import AssumeRoleResult, CredentialBroker, LocalOnly
+from satchel_server.credentials.broker import (
+    LIFETIME_SLACK_SECONDS,
+    AssumeRoleResult,
+    CredentialBroker,
+    LocalOnly,
+)
 from satchel_server.credentials.budget import TokenBucket, sts_budget
-from satchel_server.credentials.types import utc_now
 from satchel_server.errors import PolicyTooLarge, UpstreamDeadline, UpstreamUnavailable
 from satchel_server.rules.scopes import Permission, TokenRequest
 
@@ -95,38 +102,6 @@ async def test_entry_is_served_only_while_it_has_enough_life_left() -> None:
     miss = await broker.credentials_for(token_request(ttl=3600), deadline=soon())
     assert not miss.from_cache
     assert len(sts.calls) == 2
-
-
-@pytest.mark.asyncio
-async def test_cached_answers_only_a_fresh_hit_and_never_calls_sts() -> None:
-    clock = FakeClock()
-    sts = ScriptedSts(clock)
-    broker = make_broker(sts, clock)
-    assert broker.cached(broker.plan(token_request())) is None  # cold: no STS call, no miss counted
-    assert (len(sts.calls), broker.stats.misses) == (0, 0)
-    minted = await broker.credentials_for(token_request(), deadline=soon())
-    hit = broker.cached(broker.plan(token_request()))
-    assert hit is not None
-    assert hit.from_cache
-    assert hit.credentials == minted.credentials
-    assert broker.cached(broker.plan(token_request("p2"))) is None
-    clock.now += timedelta(seconds=1801)  # 1799 s left: too little for a 3600 s ask
-    assert broker.cached(broker.plan(token_request())) is None
-    assert (len(sts.calls), broker.stats.hits) == (1, 1)
-
-
-@pytest.mark.asyncio
-async def test_the_wall_clock_broker_serves_hits_by_the_same_rule() -> None:
-    """With the default clock the hit path compares epoch seconds; the rule is unchanged."""
-    sts_clock = FakeClock()
-    sts_clock.now = utc_now()
-    sts = ScriptedSts(sts_clock)
-    broker = CredentialBroker(sts, CacheSettings(min_remaining_share=0.5), TokenBucket(1000))
-    sts.grant = 1000  # 1000 s of life: enough for a 900 s ask (needs 450 s)
-    await broker.credentials_for(token_request(ttl=900), deadline=soon())
-    assert broker.cached(broker.plan(token_request(ttl=900))) is not None
-    assert broker.cached(broker.plan(token_request(ttl=3600))) is None  # needs 1800 s
-    assert len(sts.calls) == 1
 
 
 @pytest.mark.asyncio
@@ -223,7 +198,7 @@ async def test_credentials_shorter_than_promised_are_never_returned() -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_longer_ask_does_not_ride_on_a_shorter_call_in_flight() -> None:
+async def test_asks_of_different_lifetime_classes_never_share_a_credential() -> None:
     clock = FakeClock()
     sts = ScriptedSts(clock, delay=0.05)
     broker = make_broker(sts, clock)
@@ -234,11 +209,29 @@ async def test_a_longer_ask_does_not_ride_on_a_shorter_call_in_flight() -> None:
     assert short.credentials.remaining_seconds(clock.now) == 900
     assert long_.credentials.remaining_seconds(clock.now) == 3600
     assert [c.duration_seconds for c in sts.calls] == [900, 3600]
-    # A shorter ask may ride on a longer call, though.
-    await asyncio.gather(
-        *(broker.credentials_for(token_request("q", ttl=t), deadline=soon()) for t in (3600, 900))
+
+
+@pytest.mark.asyncio
+async def test_a_short_ask_after_a_long_one_gets_no_more_life_than_it_asked() -> None:
+    clock = FakeClock()
+    sts = ScriptedSts(clock)
+    broker = make_broker(sts, clock)
+    await broker.credentials_for(token_request(ttl=3600), deadline=soon())
+    short = await broker.credentials_for(token_request(ttl=900), deadline=soon())
+    assert short.credentials.expiration <= clock.now + timedelta(seconds=900)
+    assert not short.from_cache
+
+
+@pytest.mark.asyncio
+async def test_asks_within_one_minute_share_one_credential_no_longer_than_the_shortest() -> None:
+    clock = FakeClock()
+    sts = ScriptedSts(clock, delay=0.05)
+    broker = make_broker(sts, clock)
+    issued = await asyncio.gather(
+        *(broker.credentials_for(token_request(ttl=t), deadline=soon()) for t in (959, 900, 930))
     )
-    assert [c.duration_seconds for c in sts.calls[2:]] == [3600]
+    assert [c.duration_seconds for c in sts.calls] == [900]
+    assert {i.credentials.access_key_id for i in issued} == {"STS.id1"}
 
 
 @pytest.mark.asyncio
@@ -322,3 +315,49 @@ def test_the_sts_budget_never_lets_more_than_100_calls_into_one_second(
         taken += 1
         assert wait < 1.0
     assert taken <= 100
+
+
+# A step of the property below: ("ask", player, ttl) or ("wait", seconds).
+_STEPS = st.one_of(
+    st.tuples(st.just("ask"), st.sampled_from(["p1", "p2"]), st.integers(900, 3600)),
+    st.tuples(st.just("wait"), st.integers(0, 4000)),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(_STEPS, max_size=30),
+    seconds=st.integers(0, 840),
+    share=st.floats(0, 0.9),
+)
+def test_every_credential_lives_between_the_floor_and_the_ask_with_one_mint_per_class(
+    steps: list[tuple[Any, ...]], seconds: int, share: float
+) -> None:
+    """Both lifetime bounds hold for any sequence of asks and clock moves, and STS is
+    called only when no credential of the ask's class has the floor left."""
+
+    async def scenario() -> None:
+        clock = FakeClock()
+        sts = ScriptedSts(clock, delay=0)
+        cache = CacheSettings(min_remaining_seconds=seconds, min_remaining_share=share)
+        broker = CredentialBroker(sts, cache, TokenBucket(1000), clock)
+        held: dict[tuple[str, int], datetime] = {}  # the model: expiry per (player, class)
+        mints = 0
+        for step in steps:
+            if step[0] == "wait":
+                clock.now += timedelta(seconds=step[1])
+                continue
+            _, player, ttl = step
+            floor = max(seconds, share * ttl)
+            lifetime = ttl - ttl % 60
+            expiry = held.get((player, lifetime))
+            if expiry is None or (expiry - clock.now).total_seconds() < floor:
+                held[(player, lifetime)] = clock.now + timedelta(seconds=lifetime)
+                mints += 1
+            issued = await broker.credentials_for(token_request(player, ttl=ttl), deadline=None)
+            left = issued.credentials.remaining_seconds(clock.now)
+            assert floor <= left <= ttl + LIFETIME_SLACK_SECONDS
+            assert issued.credentials.expiration <= clock.now + timedelta(seconds=ttl)
+            assert len(sts.calls) == mints
+
+    asyncio.run(scenario())
