@@ -13,11 +13,13 @@ import oss2
 import pytest
 import pytest_asyncio
 from component.emulator_fixtures import emulator, oss2_bucket, v2_client
+from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from support.stack import Stack, running_stack
 
 from satchel.v1 import token_service_pb2 as pb
+from satchel_server.credentials.broker import LIFETIME_SLACK_SECONDS
 from satchel_server.emulator.faults import FaultPlan
 from satchel_server.emulator.runner import Emulator
 
@@ -249,3 +251,22 @@ async def test_one_503_then_success_is_retried_to_ok(stack: Stack) -> None:
     stack.emulator.faults.set("sts", FaultPlan(status=503, count=1))
     reply = await issue(stack, "p1", [pb.PERMISSION_READ])
     assert reply.credentials.access_key_id.startswith("STS.")
+
+
+@pytest.mark.asyncio
+async def test_a_credential_lives_no_longer_than_asked_and_at_least_the_floor(
+    stack: Stack,
+) -> None:
+    """Against STS (emulated): a 900 s ask after a 3600 s one gets a 900 s credential,
+    and asks of one lifetime class share one AssumeRole."""
+    cache = stack.settings.cache
+    calls = stack.emulator.counters.assume_role_calls
+    for ttl, minted in ((3600, True), (900, True), (900, False), (959, False), (3600, False)):
+        asked_at = datetime.now(UTC)
+        reply = await issue(stack, "p1", [pb.PERMISSION_READ], ttl=Duration(seconds=ttl))
+        expiration = reply.credentials.expiration.ToDatetime(UTC)
+        assert (expiration - asked_at).total_seconds() <= ttl + LIFETIME_SLACK_SECONDS
+        floor = max(cache.min_remaining_seconds, cache.min_remaining_share * ttl)
+        assert (expiration - datetime.now(UTC)).total_seconds() >= floor
+        calls, before = stack.emulator.counters.assume_role_calls, calls
+        assert calls == before + minted, (ttl, minted)
