@@ -14,6 +14,7 @@ from satchel_server.config import (
     ACCESS_KEY_SECRET_ENV,
     CONFIG_PATH_ENV,
     SECTIONS,
+    SESSION_NAME_KEY_ENV,
     AccessKey,
     CallerSettings,
     GrantSettings,
@@ -256,3 +257,15 @@ def test_half_an_access_key_is_an_error_that_never_echoes_the_secret(
         settings_from_mapping({}, environ)
     assert caught.value.key == missing
     assert "s3cr3t-value" not in str(caught.value)
+
+
+def test_the_session_name_key_comes_from_the_environment_and_stays_out_of_reprs() -> None:
+    assert settings_from_mapping({}, {}).session_name_key is None
+    value = "a-deployment-wide-secret-of-32-c"
+    settings = settings_from_mapping({}, {SESSION_NAME_KEY_ENV: value})
+    assert settings.session_name_key == value.encode()
+    assert value not in repr(settings)
+    with pytest.raises(ConfigError) as caught:
+        settings_from_mapping({}, {SESSION_NAME_KEY_ENV: "short"})
+    assert caught.value.key == SESSION_NAME_KEY_ENV
+    assert "short" not in str(caught.value)
