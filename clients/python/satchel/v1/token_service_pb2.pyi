@@ -199,9 +199,11 @@ class IssueTokenRequest(_message.Message):
     PERMISSIONS_FIELD_NUMBER: _builtins.int
     TTL_FIELD_NUMBER: _builtins.int
     player_id: _builtins.str
-    """The player the token is for. Required. Must match the scope's player-id
-    pattern (default ^[A-Za-z0-9_-]{1,64}$); characters that could widen a
-    policy (* ? $ { " \\ / ..) are rejected, never escaped.
+    """The player the token is for. Required, 1..128 ASCII characters, and must
+    match the scope's player-id pattern (default ^[A-Za-z0-9_-]{1,64}$).
+    Whatever the pattern: characters that could widen a policy
+    (* ? $ { } " \\ /), control characters, "." and ".." are rejected, never
+    escaped.
     """
     scope: _builtins.str
     """Name of a configured scope (bucket, prefix template, role, limits).
@@ -217,9 +219,11 @@ class IssueTokenRequest(_message.Message):
     def ttl(self) -> _duration_pb2.Duration:
         """Requested lifetime of the credentials. Unset: the scope's default TTL.
         Must lie within the scope's bounds, never below 900 s (STS's minimum).
-        A cached credential may be returned: its expiration is then earlier than
-        now + ttl, but it has at least half the ttl and at least 5 minutes left
-        (the server's [cache] settings).
+        The credential's life has two bounds. At most: its expiration is no later
+        than now + ttl + 60 s (STS is asked for the ttl rounded down to a whole
+        minute; the 60 s allow for STS's clock running ahead of the server's). At
+        least: a cached credential is returned only while it has at least half
+        the ttl and at least 5 minutes left (the server's [cache] settings).
         """
 
     def __init__(
@@ -293,8 +297,9 @@ class PresignObjectRequest(_message.Message):
     key: _builtins.str
     """Object key relative to the player's prefix, for example "saves/slot1.dat".
     UTF-8, NFC-normalised; the full key (prefix + key) is 1..1023 bytes;
-    no control characters, no "\\", no leading "/", no empty, "." or ".."
-    segments. Required.
+    no invisible or meaningless code point (Unicode categories Cc, Cf, Zl,
+    Zp, Co, Cs, Cn), no "${" (a POST form variable), no "\\", no leading "/",
+    no empty, "." or ".." segments. Required.
     """
     method: Global___HttpMethod.ValueType
     """The operation to presign. Required; the scope must allow it."""
