@@ -204,7 +204,7 @@ class CredentialBroker:
     def __len__(self) -> int:
         return len(self._cache)
 
-    def floor_seconds(self, ttl_seconds: int) -> float:
+    def _floor_seconds(self, ttl_seconds: int) -> float:
         """The life a credential handed out for a `ttl_seconds` ask has left, at least."""
         return max(
             float(self._settings.min_remaining_seconds),
@@ -222,7 +222,7 @@ class CredentialBroker:
         )
         duration = lifetime_class(request.ttl_seconds)
         key: CacheKey = (scope.name, request.player_id, request.permissions, digest, duration)
-        needed = self.floor_seconds(request.ttl_seconds)
+        needed = self._floor_seconds(request.ttl_seconds)
         fresh = self._fresh(key, needed)
         if fresh is not None and not self._due_for_check(fresh):
             self.stats.hits += 1
@@ -302,7 +302,7 @@ class CredentialBroker:
         # A shared entry of this class is worth taking while it has the floor of the
         # class's longest ask left: then it serves every ask of the class.
         longest_ask = assume.duration_seconds + LIFETIME_CLASS_SECONDS - 1
-        needed = self.floor_seconds(longest_ask)
+        needed = self._floor_seconds(longest_ask)
         result, minted = await self._shared.get_or_mint(
             shared_key(key),
             usable=lambda credentials: credentials.remaining_seconds(self._clock()) >= needed,

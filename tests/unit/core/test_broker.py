@@ -74,6 +74,20 @@ async def test_the_assume_role_request_carries_the_players_policy_and_name() -> 
 
 
 @pytest.mark.asyncio
+async def test_a_rewritten_player_id_gets_a_session_name_hashed_with_the_brokers_key() -> None:
+    clock = FakeClock()
+    sts = ScriptedSts(clock)
+    settings = CacheSettings()
+    one = CredentialBroker(sts, settings, TokenBucket(1000), clock, session_name_key=b"k" * 32)
+    two = CredentialBroker(sts, settings, TokenBucket(1000), clock, session_name_key=b"k" * 32)
+    for broker in (one, two):
+        await broker.credentials_for(token_request("a b"), deadline=soon())
+        await broker.credentials_for(token_request("a-b"), deadline=soon())
+    names = [call.role_session_name for call in sts.calls]
+    assert names[0] == names[2] != names[1] == names[3] == "satchel-a-b"
+
+
+@pytest.mark.asyncio
 async def test_cache_is_isolated_per_player_and_permission_set() -> None:
     clock = FakeClock()
     sts = ScriptedSts(clock)
