@@ -14,11 +14,9 @@ from satchel_server.errors import InvalidArgument
 from satchel_server.rules.characters import REFUSED_CATEGORIES, check_characters
 from satchel_server.rules.scopes import (
     MAX_PLAYER_ID_CHARS,
-    Method,
     check_object_key,
     check_player_id,
     role_session_name,
-    validate_presign_request,
 )
 
 # An operator's pattern that would let anything through: the hard rules still hold.
@@ -86,29 +84,6 @@ def test_an_empty_player_id_is_required_and_the_longest_is_accepted() -> None:
     with pytest.raises(InvalidArgument, match="is required"):
         check_player_id(LAX, "")
     check_player_id(LAX, "a" * MAX_PLAYER_ID_CHARS)
-
-
-@given(
-    method=st.sampled_from(list(Method)),
-    before=st.text(st.characters(codec="ascii", exclude_characters="/\\"), max_size=8),
-    after=st.text(st.characters(codec="ascii", exclude_characters="/\\"), max_size=8),
-)
-def test_a_key_with_a_form_variable_is_refused_for_every_method(
-    method: Method, before: str, after: str
-) -> None:
-    with pytest.raises(InvalidArgument) as caught:
-        validate_presign_request(
-            {"saves": make_scope()},
-            scope_name="",
-            player_id="p1",
-            key=f"x{before}${{{after}",
-            method=method,
-            expires_seconds=None,
-            content_type="",
-            max_size=0,
-            forbid_overwrite=False,
-        )
-    assert caught.value.field == "key"
 
 
 _STS_NAME = re.compile(r"[A-Za-z0-9.@_-]{2,64}")

@@ -6,6 +6,8 @@ import dataclasses
 import unicodedata
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from support.scopes import make_scope
 
 from satchel_server.errors import InvalidArgument
@@ -156,3 +158,21 @@ def test_defaults_fill_in_expiry_and_post_size() -> None:
     assert post.max_size == SCOPE.post_max_size_default_bytes
     assert post.content_type == "image/png; charset=binary"
     assert presign(method=Method.POST, max_size=123).max_size == 123
+
+
+PRINTABLE_ASCII_BUT_SLASHES = st.characters(
+    min_codepoint=0x20, max_codepoint=0x7E, exclude_characters="/\\"
+)
+
+
+@given(
+    method=st.sampled_from(list(Method)),
+    before=st.text(PRINTABLE_ASCII_BUT_SLASHES, max_size=8),
+    after=st.text(PRINTABLE_ASCII_BUT_SLASHES, max_size=8),
+)
+def test_a_key_with_a_form_variable_is_refused_for_every_method(
+    method: Method, before: str, after: str
+) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        presign(key=f"x{before}${{{after}", method=method)
+    assert (caught.value.field, caught.value.rule) == ("key", "must not contain '${'")
