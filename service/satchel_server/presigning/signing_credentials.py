@@ -37,7 +37,7 @@ from satchel_server.credentials.budget import Budget
 from satchel_server.credentials.types import Clock, TemporaryCredentials, utc_now
 from satchel_server.errors import SatchelError, UpstreamUnavailable
 from satchel_server.rules.policy import policy_digest, signer_policy
-from satchel_server.rules.scopes import Permission
+from satchel_server.rules.scopes import Permission, scope_session_name
 from satchel_server.signing import SigningCredentials
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ class ScopeSigner:
         policy = signer_policy(scope.bucket, player_root(scope), allowed, scope.policy_max_chars)
         request = AssumeRoleRequest(
             role_arn=scope.role_arn,
-            role_session_name=f"satchel-signer-{scope.name}"[:64],
+            role_session_name=scope_session_name(scope.name),
             policy=policy,
             duration_seconds=scope.signer_ttl_seconds,
             external_id=scope.external_id,

@@ -31,12 +31,14 @@ class Permission(enum.Enum):
 _POLICY_METACHARACTERS = frozenset('*?${}"\\/')
 # STS RoleSessionName: 2-64 of these. It lands in ActionTrail, so it names the player:
 # "satchel-" + the id when the id is already a valid name; otherwise "satchel." + the
-# id made valid and cut short + "." + a keyed hash of the whole id. The two prefixes
-# differ, so a rewritten id can never take the name of an id kept as it is.
+# id made valid and cut short + "." + a keyed hash of the whole id. A scope's own
+# presigning credentials are "satchel@" + the scope's name. The three prefixes differ,
+# so no name of one kind can be taken by another.
 _SESSION_NAME_SAFE = re.compile(r"[A-Za-z0-9.@_-]+")
 _SESSION_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9.@_-]")
 _SESSION_NAME_AS_IS = "satchel-"
 _SESSION_NAME_HASHED = "satchel."
+_SESSION_NAME_SCOPE = "satchel@"
 _SESSION_NAME_MAX = 64
 _SESSION_NAME_DIGEST_CHARS = 16  # 64 bits of HMAC-SHA256
 # Longest player id, whatever the pattern: it appears three times in a session
@@ -152,6 +154,11 @@ def role_session_name(player_id: str, key: bytes) -> str:
     room = _SESSION_NAME_MAX - len(_SESSION_NAME_HASHED) - 1 - len(digest)
     readable = _SESSION_NAME_UNSAFE.sub("-", player_id)[:room]
     return f"{_SESSION_NAME_HASHED}{readable}.{digest}"
+
+
+def scope_session_name(scope_name: str) -> str:
+    """The RoleSessionName of a scope's presigning credentials (scope names are valid ones)."""
+    return (_SESSION_NAME_SCOPE + scope_name)[:_SESSION_NAME_MAX]
 
 
 @dataclass(frozen=True, slots=True)

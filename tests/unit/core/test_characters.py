@@ -17,6 +17,7 @@ from satchel_server.rules.scopes import (
     check_object_key,
     check_player_id,
     role_session_name,
+    scope_session_name,
 )
 
 # An operator's pattern that would let anything through: the hard rules still hold.
@@ -111,3 +112,11 @@ def test_rewritten_ids_keep_a_readable_start_and_get_a_keyed_hash() -> None:
     assert role_session_name("a b", b"another key 1234") != spaced
     long_a, long_b = "a" * 63 + "x", "a" * 63 + "y"
     assert role_session_name(long_a, KEY) != role_session_name(long_b, KEY)
+
+
+@given(st.text(max_size=80), st.from_regex(r"\A[a-z0-9][a-z0-9_-]{0,31}\Z"))
+def test_no_player_takes_the_session_name_of_a_scopes_presigning_credentials(
+    player_id: str, scope_name: str
+) -> None:
+    assert _STS_NAME.fullmatch(scope_session_name(scope_name))
+    assert role_session_name(player_id, KEY) != scope_session_name(scope_name)
