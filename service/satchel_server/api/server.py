@@ -93,11 +93,15 @@ class SatchelServer:
 
     async def drain(self) -> None:
         """Report NOT_SERVING, refuse new calls, let in-flight ones finish within the grace."""
-        log.info("draining: in-flight calls have %.1f s to finish", self.grace_seconds)
         if self._becoming_ready is not None:
             self._becoming_ready.cancel()
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(self.grace_seconds)
+        # stop() refuses new calls in its first step, before it waits out the grace: one
+        # turn of the loop lets that step run, so "draining" is said only once it is true.
+        stopping = asyncio.ensure_future(self.server.stop(self.grace_seconds))
+        await asyncio.sleep(0)
+        log.info("draining: in-flight calls have %.1f s to finish", self.grace_seconds)
+        await stopping
         if self.health_server is not None:
             await self.health_server.stop(None)
         log.info("stopped")
