@@ -107,6 +107,11 @@ CASES: Mapping[str, Case] = {
         after=None,
     ),
     "PostObject": Case("POST", key=None, status=204, after=b"posted"),
+    "GetBucketLocation": Case("GET", query={"location": ""}, key=None),
+    # The fixture's bucket has no CORS rule: OSS says so, once the RAM check passes.
+    "GetBucketCors": Case(
+        "GET", query={"cors": ""}, key=None, status=404, code="NoSuchCORSConfiguration"
+    ),
 }
 
 
@@ -144,6 +149,8 @@ DOCUMENTED_ACTIONS = {
     "ListMultipartUploads": "oss:ListMultipartUploads",
     "DeleteMultipleObjects": "oss:DeleteObject",
     "PostObject": "oss:PutObject",
+    "GetBucketLocation": "oss:GetBucketLocation",
+    "GetBucketCors": "oss:GetBucketCors",
 }
 
 
@@ -279,7 +286,7 @@ async def test_unrouted_sub_resources_are_refused_and_change_nothing(emulator: E
     allowed = await asyncio.to_thread(_credentials, emulator, None)
     upload = _fresh_objects(emulator)
     calls = _unrouted()
-    assert {"append", "versionId", "x-oss-process", "cors"} <= {name for name, *_ in calls}
+    assert {"append", "versionId", "x-oss-process", "lifecycle"} <= {name for name, *_ in calls}
     for name, method, status, code in calls:
         case = Case(method, query={name: "1"}, body=b"would-be bytes")
         assert await _send(emulator, case, allowed, upload) == (status, code), (name, method)

@@ -65,6 +65,14 @@ DEV_ROLE_TRUST = (
     f'"Principal":{{"RAM":["acs:ram::{DEV_ACCOUNT_ID}:root"]}}}}]}}'
 )
 ECS_SERVICE = "ecs.aliyuncs.com"
+# What a browser or WebGL build needs to upload and download with presigned URLs.
+DEV_CORS_RULE: dict[str, object] = {
+    "allowed_origins": ["*"],
+    "allowed_methods": ["GET", "PUT", "POST", "HEAD", "DELETE"],
+    "allowed_headers": ["*"],
+    "expose_headers": ["ETag", "x-oss-request-id"],
+    "max_age_seconds": 600,
+}
 
 _ROLE_ARN = re.compile(r"^acs:ram::(\d+):role/([A-Za-z0-9.@_-]{1,64})$")
 # Sessions this long past expiry are forgotten; until then they answer SecurityTokenExpired.
@@ -129,10 +137,23 @@ class Role:
 
 
 @dataclass(frozen=True)
+class CorsRule:
+    """One rule of a bucket's CORS configuration, as GetBucketCors answers it."""
+
+    allowed_origins: tuple[str, ...]
+    allowed_methods: tuple[str, ...]
+    allowed_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age_seconds: int | None = None
+
+
+@dataclass(frozen=True)
 class Bucket:
     account_id: str
     name: str
     region: str
+    # Empty: the bucket has no CORS configuration (GetBucketCors answers 404).
+    cors: tuple[CorsRule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -263,6 +284,35 @@ def _table_list(raw: Mapping[str, object], name: str, where: str) -> list[Mappin
     return value
 
 
+def _names(raw: Mapping[str, object], name: str, where: str) -> tuple[str, ...]:
+    value = raw.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise AccountsConfigError(f"{where}.{name} must be a list of strings")
+    return tuple(value)
+
+
+def _cors_rules(raw: Mapping[str, object], where: str) -> tuple[CorsRule, ...]:
+    rules: list[CorsRule] = []
+    for rule in _table_list(raw, "cors", where):
+        max_age = rule.get("max_age_seconds")
+        if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int)):
+            raise AccountsConfigError(f"{where}.cors.max_age_seconds must be an integer")
+        origins = _names(rule, "allowed_origins", f"{where}.cors")
+        methods = _names(rule, "allowed_methods", f"{where}.cors")
+        if not origins or not methods:
+            raise AccountsConfigError(f"{where}.cors needs allowed_origins and allowed_methods")
+        rules.append(
+            CorsRule(
+                origins,
+                methods,
+                _names(rule, "allowed_headers", f"{where}.cors"),
+                _names(rule, "expose_headers", f"{where}.cors"),
+                max_age,
+            )
+        )
+    return tuple(rules)
+
+
 def directory_from_mapping(document: Mapping[str, object]) -> Directory:
     users: list[User] = []
     roles: list[Role] = []
@@ -316,6 +366,7 @@ def directory_from_mapping(document: Mapping[str, object]) -> Directory:
                     account_id,
                     _str(b, "name", f"{where}.buckets"),
                     str(b.get("region", DEV_REGION)),
+                    _cors_rules(b, f"{where}.buckets"),
                 )
             )
         for o in _table_list(account, "oidc_providers", where):
@@ -372,7 +423,7 @@ def dev_document() -> dict[str, object]:
                         "client_ids": [DEV_OIDC_AUDIENCE],
                     }
                 ],
-                "buckets": [{"name": DEV_BUCKET, "region": DEV_REGION}],
+                "buckets": [{"name": DEV_BUCKET, "region": DEV_REGION, "cors": [DEV_CORS_RULE]}],
             }
         ]
     }

@@ -38,6 +38,7 @@ OSS_ERRORS: Mapping[str, ErrorSpec] = {
     ),
     "NoSuchKey": ErrorSpec(404, "The specified key does not exist."),
     "NoSuchBucket": ErrorSpec(404, "The specified bucket does not exist."),
+    "NoSuchCORSConfiguration": ErrorSpec(404, "The CORS Configuration does not exist."),
     "NoSuchUpload": ErrorSpec(
         404,
         "The specified upload does not exist. The upload ID may be invalid, or the upload "

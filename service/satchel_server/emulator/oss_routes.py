@@ -20,6 +20,7 @@ from typing import Literal
 
 from satchel_server.emulator.errors import OssError
 from satchel_server.emulator.oss_addressing import Target
+from satchel_server.emulator.oss_bucket import get_bucket_cors, get_bucket_location
 from satchel_server.emulator.oss_call import Handler
 from satchel_server.emulator.oss_listing import list_objects
 from satchel_server.emulator.oss_multipart import (
@@ -123,6 +124,10 @@ ROUTES: Mapping[RouteKey, Route] = {
     ("bucket", "POST", "delete"): Route(
         "DeleteMultipleObjects", "oss:DeleteObject", delete_multiple
     ),
+    ("bucket", "GET", "location"): Route(
+        "GetBucketLocation", "oss:GetBucketLocation", get_bucket_location
+    ),
+    ("bucket", "GET", "cors"): Route("GetBucketCors", "oss:GetBucketCors", get_bucket_cors),
     # A browser form upload: the form, not the URL, names the key (and is signed itself).
     ("bucket", "POST", None): Route("PostObject", "oss:PutObject", post_object),
 }

@@ -13,6 +13,7 @@ from email.utils import format_datetime
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
+from satchel_server.emulator.accounts import CorsRule
 from satchel_server.emulator.errors import OssError
 from satchel_server.emulator.store import ListResult, ObjectMeta, PartInfo, Upload
 
@@ -294,3 +295,23 @@ def parse_delete(body: bytes) -> tuple[list[str], bool]:
         raise OssError("MalformedXML")
     quiet = (root.findtext("Quiet") or "false").strip().lower() == "true"
     return keys, quiet
+
+
+def cors_configuration(rules: Sequence[CorsRule]) -> bytes:
+    """GetBucketCors's document: one CORSRule per rule, elements in the reference's order."""
+    parts: list[str] = []
+    for rule in rules:
+        inner = [_el("AllowedOrigin", o) for o in rule.allowed_origins]
+        inner += [_el("AllowedMethod", m) for m in rule.allowed_methods]
+        inner += [_el("AllowedHeader", h) for h in rule.allowed_headers]
+        inner += [_el("ExposeHeader", h) for h in rule.expose_headers]
+        if rule.max_age_seconds is not None:
+            inner.append(_el("MaxAgeSeconds", rule.max_age_seconds))
+        parts.append("<CORSRule>" + "".join(inner) + "</CORSRule>")
+    parts.append(_el("ResponseVary", False))
+    return _doc("CORSConfiguration", parts)
+
+
+def location_constraint(region: str) -> bytes:
+    """GetBucketLocation's document: the region as OSS names it (`oss-cn-hangzhou`)."""
+    return (_DECL + _el("LocationConstraint", f"oss-{region}")).encode()

@@ -24,6 +24,7 @@ from satchel_server.emulator.errors import StsError, render_sts_error
 from satchel_server.emulator.faults import fault_middleware
 from satchel_server.emulator.http_body import BodyTooLarge, read_capped
 from satchel_server.emulator.oidc import OidcTokenError
+from satchel_server.emulator.oss_xml import http_date
 from satchel_server.emulator.ram_policy import Policy, PolicyGrammarError, parse_policy
 from satchel_server.emulator.state import EmulatorState, new_request_id
 from satchel_server.signing import (
@@ -312,7 +313,15 @@ def _error_response(error: StsError, request: web.Request, request_id: str) -> w
 
 async def handle(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
-    request_id = new_request_id()
+    response = await _answer(state, request, new_request_id())
+    # The service's own idea of the time (injected clock and offset), as clients see it.
+    response.headers["Date"] = http_date(state.now("sts"))
+    return response
+
+
+async def _answer(
+    state: EmulatorState, request: web.Request, request_id: str
+) -> web.StreamResponse:
     if request.method not in ("GET", "POST"):
         return _error_response(StsError("InvalidAction.NotFound"), request, request_id)
     try:

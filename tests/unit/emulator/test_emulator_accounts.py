@@ -61,6 +61,15 @@ def test_load_toml(tmp_path: Path) -> None:
         '[[accounts]]\nid = "1"\n[[accounts.users]]\nname = "x"',
         '[[accounts]]\nid = "1"\n[[accounts.roles]]\nname = "r"\npolicies = ["{}"]',
         "not toml [",
+        # CORS rules: origins and methods are required, lists of strings, max age an integer.
+        '[[accounts]]\nid = "1"\n[[accounts.buckets]]\nname = "b1b"\ncors = 1',
+        '[[accounts]]\nid = "1"\n[[accounts.buckets]]\nname = "b1b"\n'
+        '[[accounts.buckets.cors]]\nallowed_methods = ["GET"]',
+        '[[accounts]]\nid = "1"\n[[accounts.buckets]]\nname = "b1b"\n'
+        '[[accounts.buckets.cors]]\nallowed_origins = "*"\nallowed_methods = ["GET"]',
+        '[[accounts]]\nid = "1"\n[[accounts.buckets]]\nname = "b1b"\n'
+        '[[accounts.buckets.cors]]\nallowed_origins = ["*"]\nallowed_methods = ["GET"]\n'
+        'max_age_seconds = "10"',
     ],
 )
 def test_bad_config(tmp_path: Path, text: str) -> None:
@@ -96,3 +105,19 @@ def test_dev_directory_and_sessions() -> None:
 )
 def test_bad_role_arns(arn: str) -> None:
     assert acc.parse_role_arn(arn) is None
+
+
+def test_bucket_cors_rules_from_toml(tmp_path: Path) -> None:
+    path = tmp_path / "accounts.toml"
+    path.write_text(
+        '[[accounts]]\nid = "1"\n[[accounts.buckets]]\nname = "with-cors"\n'
+        '[[accounts.buckets.cors]]\nallowed_origins = ["https://game.example"]\n'
+        'allowed_methods = ["GET", "PUT"]\nmax_age_seconds = 60\n'
+        '[[accounts.buckets]]\nname = "without"\n'
+    )
+    directory = acc.load_directory(path)
+    with_cors, without = directory.bucket("with-cors"), directory.bucket("without")
+    assert with_cors is not None
+    assert without is not None
+    assert with_cors.cors == (acc.CorsRule(("https://game.example",), ("GET", "PUT"), (), (), 60),)
+    assert without.cors == ()
