@@ -4,6 +4,7 @@ satchel serve    [--config PATH]      run from configuration (production)
 satchel dev      [--listen ADDR]      run beside the embedded STS + OSS emulator
 satchel emulator [--sts-port N ...]   run the emulator alone
 satchel health   [--target ADDR]      exit 0 only when the server reports SERVING
+satchel doctor   [--config PATH]      check a deployment (STS, OSS, Redis) before players do
 satchel keygen   --caller NAME        print a new bearer key and the line to configure it
 satchel issue    --player ID ...      ask a running server for a token; print JSON
 satchel presign  --player ID --key K  ask a running server for a presigned URL or form
@@ -38,6 +39,7 @@ from satchel_server.config import (
     require_caller_authentication,
     require_complete,
 )
+from satchel_server.doctor import run as doctor
 from satchel_server.emulator import accounts as dev_account
 from satchel_server.emulator.runner import start_emulator
 from satchel_server.emulator.state import EmulatorConfig
@@ -81,6 +83,15 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--config", type=Path, help="TOML settings file, to find the address")
     check.add_argument("--service", default="", help="service name; empty is the whole server")
     check.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
+
+    checkup = commands.add_parser(
+        "doctor",
+        help="check a deployment: config, credentials, STS, clock, each scope's role and "
+        "bucket, Redis; exits 1 on any failure",
+    )
+    checkup.add_argument(
+        "--config", type=Path, help="TOML settings file (default: $SATCHEL_CONFIG, else defaults)"
+    )
 
     keygen = commands.add_parser("keygen", help="print a new bearer key for a caller")
     keygen.add_argument("--caller", required=True, help="the [callers.NAME] the key is for")
@@ -197,6 +208,13 @@ def _health(args: argparse.Namespace) -> int:
     return EXIT_OK if reply.status == health_pb2.HealthCheckResponse.SERVING else EXIT_UNHEALTHY
 
 
+def _checks(args: argparse.Namespace) -> int:
+    """The commands that check or print and exit: keygen, health, doctor."""
+    if args.command == "doctor":
+        return doctor.main(args.config, os.environ)
+    return _keygen(args.caller) if args.command == "keygen" else _health(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -213,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if args.command in client_cli.COMMANDS:
             return client_cli.run(args)
-        return _keygen(args.caller) if args.command == "keygen" else _health(args)
+        return _checks(args)
     except (ConfigError, ListenError) as exc:
         print(f"satchel: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG

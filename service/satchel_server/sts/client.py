@@ -136,8 +136,9 @@ class AliyunStsClient:
             "RoleArn": request.role_arn,
             "RoleSessionName": request.role_session_name,
             "DurationSeconds": str(request.duration_seconds),
-            "Policy": request.policy,
         }
+        if request.policy:  # none: the role's own permissions (what `satchel doctor` probes)
+            params["Policy"] = request.policy
         if request.external_id:
             params["ExternalId"] = request.external_id
         return params
