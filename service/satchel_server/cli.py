@@ -25,7 +25,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from satchel import cli as client_cli
-from satchel_server import __version__, wiring
+from satchel_server import __version__, dev_mode, wiring
 from satchel_server.access.bearer import generate_key
 from satchel_server.api.server import (
     ListenError,
@@ -40,7 +40,6 @@ from satchel_server.config import (
     require_complete,
 )
 from satchel_server.doctor import run as doctor
-from satchel_server.emulator import accounts as dev_account
 from satchel_server.emulator.runner import start_emulator
 from satchel_server.emulator.state import EmulatorConfig
 from satchel_server.errors import ConfigError
@@ -71,8 +70,25 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--data-dir", type=Path, default=DEV_DATA_DIR, help="where the emulator keeps objects"
     )
+    dev.add_argument(
+        "--config",
+        type=Path,
+        help="run this settings file on the emulator: its STS and OSS endpoints, role ARNs' "
+        "account and AccessKey are replaced, its buckets and roles created there; "
+        "[cache] url and health_listen are left out",
+    )
+    dev.add_argument(
+        "--metrics",
+        default=dev_mode.DEV_METRICS_LISTEN,
+        help="Prometheus /metrics address (default 127.0.0.1:0, any free loopback port; "
+        "the banner shows the URL)",
+    )
 
-    emulator = commands.add_parser("emulator", help="run the STS + OSS emulator alone")
+    emulator = commands.add_parser(
+        "emulator",
+        help="run the STS + OSS emulator alone; prints the (fake) AccessKey, role ARN, bucket, "
+        "region and endpoints that point `satchel serve` at it",
+    )
     emulator.add_argument("--sts-port", type=int, default=0, help="default: any free port")
     emulator.add_argument("--oss-port", type=int, default=0, help="default: any free port")
     emulator.add_argument("--data-dir", type=Path, default=DEV_DATA_DIR)
@@ -119,34 +135,20 @@ def _check_listen_argument(listen: str) -> None:
         raise ConfigError("--listen", str(exc)) from None
 
 
-DEV_BANNER = """
-Satchel dev is running: open to anyone on loopback, no caller authentication.
-  gRPC          {grpc}   (reflection on)
-  STS emulator  {sts}
-  OSS emulator  {oss}   (path-style)
-  bucket        {bucket}, region {region}, players under players/<id>/
-Try:
-  grpcurl -plaintext -d '{{"player_id": "p1", "permissions": ["PERMISSION_READ"]}}' \\
-      {grpc} satchel.v1.TokenService/IssueToken
-"""
-
-
-async def _dev(listen: str, data_dir: Path) -> None:
-    emulator = await start_emulator(EmulatorConfig(data_dir=data_dir))
+async def _dev(args: argparse.Namespace) -> None:
+    # Your configuration, or the built-in one; either way pointed at the emulator.
+    own = dev_mode.load(args.config, os.environ) if args.config else None
+    accounts = dev_mode.emulator_accounts(own) if own is not None else None
+    emulator = await start_emulator(EmulatorConfig(data_dir=args.data_dir, accounts=accounts))
     try:
-        settings = wiring.dev_settings(listen, emulator)
-        require_caller_authentication(settings)  # dev has no callers: loopback only
-
-        def banner(address: str) -> str:
-            return DEV_BANNER.format(
-                grpc=address,
-                sts=emulator.sts_url,
-                oss=emulator.oss_url,
-                bucket=dev_account.DEV_BUCKET,
-                region=dev_account.DEV_REGION,
-            )
-
-        await wiring.serve(settings, banner)
+        settings = dev_mode.on_emulator(
+            own or wiring.dev_settings(args.listen, emulator),
+            emulator,
+            listen=args.listen,
+            metrics_listen=args.metrics,
+        )
+        require_caller_authentication(settings)  # without callers: loopback only
+        await wiring.serve(settings, lambda server: dev_mode.banner(settings, emulator, server))
     finally:
         await emulator.stop()
 
@@ -164,6 +166,7 @@ async def _emulator_alone(args: argparse.Namespace) -> None:
             log.info("emulator STS listening on %s", emulator.sts_url)
             log.info("emulator OSS listening on %s", emulator.oss_url)
             log.info("emulator metadata service and credentials URI on %s", emulator.identity_url)
+            print(dev_mode.serve_instructions(emulator, args.accounts), flush=True)
             await stop.wait()
     finally:
         await emulator.stop()
@@ -223,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "dev":
             _configure_logging("INFO")
             _check_listen_argument(args.listen)
-            asyncio.run(_dev(args.listen, args.data_dir))
+            asyncio.run(_dev(args))
             return EXIT_OK
         if args.command == "emulator":
             _configure_logging("INFO")

@@ -806,15 +806,19 @@ def load_settings(path: Path | None, environ: Mapping[str, str]) -> Settings:
         path = Path(environ[CONFIG_PATH_ENV])
     if path is None:
         return settings_from_mapping({}, environ, source="defaults")
+    return settings_from_mapping(read_document(path), environ, source=str(path))
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """The parsed TOML file, not yet validated."""
     try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError("--config", f"file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError("--config", f"cannot read {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
-    return settings_from_mapping(document, environ, source=str(path))
 
 
 def require_complete(settings: Settings) -> None:

@@ -165,10 +165,10 @@ def serving_metrics(listen: str, metrics: Metrics) -> Iterator[int]:
         thread.join(timeout=5)
 
 
-async def serve(settings: Settings, banner: Callable[[str], str] | None = None) -> None:
+async def serve(settings: Settings, banner: Callable[[SatchelServer], str] | None = None) -> None:
     async with wired_server(settings) as server:
         if banner is not None:
-            server.on_started = lambda: print(banner(server.address), flush=True)
+            server.on_started = lambda: print(banner(server), flush=True)
         # Everything built so far lives as long as the process: freezing it keeps the
         # cyclic garbage collector from rescanning it on every collection under load
         # (measured: tens of microseconds per cached IssueToken).

@@ -74,6 +74,12 @@ DEV_CORS_RULE: dict[str, object] = {
     "max_age_seconds": 600,
 }
 
+DEV_USER_ENTRY: dict[str, object] = {
+    "name": DEV_USER,
+    "access_key_id": DEV_ACCESS_KEY_ID,
+    "access_key_secret": DEV_ACCESS_KEY_SECRET,
+}
+
 _ROLE_ARN = re.compile(r"^acs:ram::(\d+):role/([A-Za-z0-9.@_-]{1,64})$")
 # Sessions this long past expiry are forgotten; until then they answer SecurityTokenExpired.
 _SESSION_RETENTION_S = 86400.0
@@ -392,13 +398,7 @@ def dev_document() -> dict[str, object]:
         "accounts": [
             {
                 "id": DEV_ACCOUNT_ID,
-                "users": [
-                    {
-                        "name": DEV_USER,
-                        "access_key_id": DEV_ACCESS_KEY_ID,
-                        "access_key_secret": DEV_ACCESS_KEY_SECRET,
-                    }
-                ],
+                "users": [DEV_USER_ENTRY],
                 "roles": [
                     {
                         "name": DEV_ROLE,

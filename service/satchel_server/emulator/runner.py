@@ -25,7 +25,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from satchel_server.emulator.accounts import Directory, load_directory
+from satchel_server.emulator.accounts import Directory, directory_from_mapping, load_directory
 from satchel_server.emulator.admin_app import build_admin_app, check_loopback
 from satchel_server.emulator.faults import Faults
 from satchel_server.emulator.identity_app import URI_PATH, build_identity_app
@@ -105,7 +105,9 @@ def _tls(files: tuple[Path, Path] | None) -> ssl.SSLContext | None:
 def build_state(config: EmulatorConfig, clock: Clock = time.time) -> EmulatorState:
     return EmulatorState(
         config=config,
-        directory=load_directory(config.accounts_file),
+        directory=directory_from_mapping(config.accounts)
+        if config.accounts is not None
+        else load_directory(config.accounts_file),
         store=ObjectStore(config.data_dir),
         clock=clock,
         faults=Faults(config.fault_seed),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +21,8 @@ Clock = Callable[[], float]
 class EmulatorConfig:
     data_dir: Path
     accounts_file: Path | None = None
+    # The accounts as the TOML file would describe them; wins over accounts_file.
+    accounts: Mapping[str, object] | None = None
     host: str = "127.0.0.1"
     sts_port: int = 0
     oss_port: int = 0
