@@ -47,8 +47,8 @@ def spawn() -> Iterator[Spawn]:
     """`spawn(*python_args, env=...)` starts a child; any still running at the end is killed."""
     started: list[ServerProcess] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> ServerProcess:
-        proc = ServerProcess(args, env)
+    def start(*args: str, env: dict[str, str] | None = None, stdout: bool = False) -> ServerProcess:
+        proc = ServerProcess(args, env, stdout=stdout)
         started.append(proc)
         return proc
 

@@ -7,20 +7,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import queue
 import re
-import subprocess
-import sys
-import threading
-import time
 import tomllib
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import pytest
-from support.processes import REPO_ROOT
+from support.processes import ServerProcess
 
 from satchel.v1 import token_service_pb2 as pb
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
@@ -31,57 +26,18 @@ from satchel_server.errors import ConfigError
 from satchel_server.wiring import wired_server
 
 KEY = generate_key()
+Spawn = Callable[..., ServerProcess]
 
 
-class Printing:
-    """A child `python -m satchel_server ...` whose stdout and stderr are read line by line."""
-
-    def __init__(self, *args: str) -> None:
-        # Whatever keys the developer's shell holds must not leak into the tests.
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD_")}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "satchel_server", *args],
-            cwd=REPO_ROOT,
-            env=environ,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line)
-            self.lines.put(line)
-
-    def wait_for(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                line = self.lines.get(timeout=remaining)
-            except queue.Empty:
-                break
-            if match := re.search(pattern, line):
-                return match
-        raise AssertionError(f"no line matched {pattern!r}; output:\n{''.join(self.output)}")
-
-    def stop(self) -> int:
-        self.process.terminate()
-        return self.process.wait(timeout=20)
+def satchel(spawn: Spawn, *args: str) -> ServerProcess:
+    """`python -m satchel_server ARGS`, reading what it prints; no cloud keys of the shell."""
+    keys = {name: "" for name in os.environ if name.startswith("ALIBABA_CLOUD_")}
+    return spawn("-m", "satchel_server", *args, env=keys, stdout=True)
 
 
-@pytest.fixture
-def printing() -> Iterator[list[Printing]]:
-    started: list[Printing] = []
-    yield started
-    for child in started:
-        if child.process.poll() is None:
-            child.process.kill()
-            child.process.wait(timeout=5)
+def stop(child: ServerProcess) -> int:
+    child.terminate()
+    return child.wait()
 
 
 CONFIG = f"""
@@ -124,13 +80,19 @@ methods = ["PUT"]
 """
 
 
-def test_dev_runs_your_config_on_the_emulator(printing: list[Printing], tmp_path: Path) -> None:
+def test_dev_runs_your_config_on_the_emulator(spawn: Spawn, tmp_path: Path) -> None:
     config = tmp_path / "satchel.toml"
     config.write_text(CONFIG)
-    dev = Printing(
-        "dev", "--config", str(config), "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path)
+    dev = satchel(
+        spawn,
+        "dev",
+        "--config",
+        str(config),
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        str(tmp_path),
     )
-    printing.append(dev)
     address = dev.wait_for(r"gRPC\s+(127\.0\.0\.1:\d+)").group(1)
     metrics = dev.wait_for(r"metrics\s+(http://127\.0\.0\.1:\d+/metrics)").group(1)
     dev.wait_for(r"scope replays: bucket game-replays, region ap-southeast-1, players under")
@@ -163,28 +125,24 @@ def test_dev_runs_your_config_on_the_emulator(printing: list[Printing], tmp_path
     with urllib.request.urlopen(metrics, timeout=10) as response:
         text = response.read().decode()
     assert 'satchel_rpc_requests_total{code="OK",method="IssueToken"} 1.0' in text
-    assert dev.stop() == 0
+    assert stop(dev) == 0
     # Neither the health-only port on every interface nor the shared Redis was used.
     output = "".join(dev.output)
     assert "0.0.0.0" not in output
     assert "redis" not in output.lower()
 
 
-def test_dev_banner_shows_metrics_on_loopback(printing: list[Printing], tmp_path: Path) -> None:
-    dev = Printing("dev", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path))
-    printing.append(dev)
+def test_dev_banner_shows_metrics_on_loopback(spawn: Spawn, tmp_path: Path) -> None:
+    dev = satchel(spawn, "dev", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path))
     dev.wait_for(r"open to anyone on loopback")
     metrics = dev.wait_for(r"metrics\s+(http://127\.0\.0\.1:\d+/metrics)").group(1)
     with urllib.request.urlopen(metrics, timeout=10) as response:
         assert b"satchel_" in response.read()
-    assert dev.stop() == 0
+    assert stop(dev) == 0
 
 
-def test_emulator_prints_what_points_satchel_serve_at_it(
-    printing: list[Printing], tmp_path: Path
-) -> None:
-    emulator = Printing("emulator", "--data-dir", str(tmp_path))
-    printing.append(emulator)
+def test_emulator_prints_what_points_satchel_serve_at_it(spawn: Spawn, tmp_path: Path) -> None:
+    emulator = satchel(spawn, "emulator", "--data-dir", str(tmp_path))
     emulator.wait_for(r"^# then: satchel serve --config satchel.toml")
     text = "".join(emulator.output)
     environ = dict(re.findall(r"^export (\w+)=(\S+)$", text, re.MULTILINE))
@@ -207,7 +165,7 @@ def test_emulator_prints_what_points_satchel_serve_at_it(
     token = asyncio.run(issue())
     assert token.credentials.access_key_id.startswith("STS.")
     assert token.location.bucket == "satchel-dev"
-    assert emulator.stop() == 0
+    assert stop(emulator) == 0
 
 
 def test_scopes_the_emulator_cannot_hold_at_once_are_refused(tmp_path: Path) -> None:

@@ -24,7 +24,10 @@ LISTENING = re.compile(r"listening on (\S+:\d+)")
 class ServerProcess:
     """A child process whose stderr is read line by line on a background thread."""
 
-    def __init__(self, args: Sequence[str], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, args: Sequence[str], env: dict[str, str] | None = None, *, stdout: bool = False
+    ) -> None:
+        """`stdout`: read what the child prints (a banner, instructions) with its log."""
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
         self.process = subprocess.Popen(
@@ -32,16 +35,17 @@ class ServerProcess:
             cwd=REPO_ROOT,
             env={**os.environ, **(env or {})},
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
+            stderr=subprocess.STDOUT if stdout else subprocess.PIPE,
             text=True,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
+        stream = self.process.stderr or self.process.stdout
+        assert stream is not None
+        for line in stream:
             self.output.append(line)
             self.lines.put(line)
 

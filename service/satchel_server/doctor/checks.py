@@ -409,11 +409,7 @@ async def _region(
             f"set {where}.endpoint and {where}.region to the bucket's region",
         )
     if answer.code == "AccessDenied":
-        return warned(
-            name,
-            "the role may not read the bucket's location, so it was not compared",
-            f"allow oss:GetBucketLocation on acs:oss:*:*:{scope.bucket} to check it",
-        )
+        return _unreadable(name, scope, "location", "oss:GetBucketLocation")
     return failed(name, answer.describe(), _oss_fix(scope, answer, "oss:GetBucketLocation", ""))
 
 
@@ -432,12 +428,17 @@ async def _cors(
             f"add a CORS rule to the bucket (example in {GUIDE}, Bucket CORS)",
         )
     if answer.code == "AccessDenied":
-        return warned(
-            name,
-            "the role may not read the bucket's CORS rules, so they were not checked",
-            f"allow oss:GetBucketCors on acs:oss:*:*:{scope.bucket} to check them",
-        )
+        return _unreadable(name, scope, "CORS rules", "oss:GetBucketCors")
     return warned(name, answer.describe(), _oss_fix(scope, answer, "oss:GetBucketCors", ""))
+
+
+def _unreadable(name: str, scope: ScopeSettings, what: str, action: str) -> CheckResult:
+    """A warning: the role may not read a bucket setting, so the doctor could not check it."""
+    return warned(
+        name,
+        f"not checked: the role may not read the bucket's {what}",
+        f"allow {action} on acs:oss:*:*:{scope.bucket} to check",
+    )
 
 
 def _xml_text(body: bytes) -> str:
