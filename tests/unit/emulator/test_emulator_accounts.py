@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from satchel_server.emulator import accounts as acc
 
@@ -121,3 +123,44 @@ def test_bucket_cors_rules_from_toml(tmp_path: Path) -> None:
     assert without is not None
     assert with_cors.cors == (acc.CorsRule(("https://game.example",), ("GET", "PUT"), (), (), 60),)
     assert without.cors == ()
+
+
+_TOML_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=6,
+)
+
+
+@given(
+    rule=st.dictionaries(
+        st.sampled_from(
+            [
+                "allowed_origins",
+                "allowed_methods",
+                "allowed_headers",
+                "expose_headers",
+                "max_age_seconds",
+                "other",
+            ]
+        ),
+        _TOML_VALUES,
+    )
+)
+def test_any_cors_rule_parses_or_is_refused_by_name(rule: dict[str, object]) -> None:
+    document = {"accounts": [{"id": "1", "buckets": [{"name": "b1b", "cors": [rule]}]}]}
+    try:
+        directory = acc.directory_from_mapping(document)
+    except acc.AccountsConfigError as exc:
+        refused = str(exc)
+    else:
+        refused = ""
+    if refused:
+        assert "cors" in refused  # the message names the table at fault
+        return
+    bucket = directory.bucket("b1b")
+    assert bucket is not None
+    (parsed,) = bucket.cors
+    assert parsed.allowed_origins
+    assert parsed.allowed_methods
+    assert all(isinstance(origin, str) for origin in parsed.allowed_origins)
