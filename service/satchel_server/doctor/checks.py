@@ -44,6 +44,7 @@ from satchel_server.rules.scopes import (
 )
 from satchel_server.signing import SigningCredentials
 from satchel_server.sts.client import AliyunStsClient
+from satchel_server.sts.http import new_session
 
 # Probe players: ids no real player pattern is likely to produce, and valid in any folder.
 PROBE_PLAYER = "satchel-doctor"
@@ -82,7 +83,8 @@ class _Context:
 
 async def run_checks(settings: Settings, clock: Clock) -> AsyncIterator[CheckResult]:
     """Every check after the configuration's own (the caller loaded it)."""
-    async with aiohttp.ClientSession() as session:
+    # The transport production uses: the checks see what `satchel serve` would see.
+    async with new_session() as session:
         for result in await _sts_answers_and_clock(session, settings, clock):
             yield result
         identity = resolve_identity(settings)
