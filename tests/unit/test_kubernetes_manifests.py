@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from satchel_server.config import (
     ACCESS_KEY_ID_ENV,
     ACCESS_KEY_SECRET_ENV,
     CACHE_KEYS_ENV,
+    CacheSettings,
     parse_listen_address,
     settings_from_mapping,
 )
@@ -129,3 +131,18 @@ def test_the_config_map_holds_a_valid_configuration() -> None:
     assert settings.cache.url
     assert settings.scopes
     assert settings.callers
+
+
+def _mebibytes(quantity: str) -> float:
+    assert quantity.endswith("Mi"), quantity
+    return float(quantity.removesuffix("Mi"))
+
+
+def test_memory_is_sized_from_the_bench_figures() -> None:
+    memory = json.loads((REPO / "bench" / "RESULTS.json").read_text())["results"]["memory"]
+    at_start = memory["rss_before"] / 2**20
+    full_cache = at_start + memory["bytes_per_credential"] * CacheSettings().max_entries / 2**20
+    resources = container()["resources"]
+    assert _mebibytes(resources["requests"]["memory"]) > at_start
+    # The default cache at full size fits, with room for the process's other growth.
+    assert _mebibytes(resources["limits"]["memory"]) > 1.2 * full_cache
