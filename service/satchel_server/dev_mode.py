@@ -7,7 +7,7 @@ every scope's rules and lifetimes) except for what must change to run on this ma
   the emulator holds that role (trusting the dev user, demanding the scope's ExternalId,
   with a MaxSessionDuration that covers the scope's lifetimes) and the scope's bucket in
   the scope's region, with a CORS rule;
-- Satchel calls STS with the emulator's fake dev AccessKey;
+- Satchel's identity is the emulator's fake dev AccessKey (`[identity] source = "env"`);
 - gRPC and metrics listen where the command line says (loopback by default), the
   health-only listener is left out, reflection is on;
 - `[cache] url` is left out: a dev run never touches a shared Redis.
@@ -138,6 +138,8 @@ def on_emulator(
         scopes=scopes,
         metrics=MetricsSettings(listen=metrics_listen),
         cache=dataclasses.replace(settings.cache, url=""),
+        # The emulator's key, never the chain: dev must not probe a metadata service.
+        identity=dataclasses.replace(settings.identity, source="env"),
         access_key=AccessKey(dev_account.DEV_ACCESS_KEY_ID, dev_account.DEV_ACCESS_KEY_SECRET),
     )
 

@@ -19,7 +19,13 @@ import pytest_asyncio
 from component.redis_fixtures import redis_server, redis_session
 from support.redis_server import RedisServer
 
-from satchel_server.config import ACCESS_KEY_ID_ENV, ACCESS_KEY_SECRET_ENV, CACHE_KEYS_ENV
+from satchel_server.config import (
+    ACCESS_KEY_ID_ENV,
+    ACCESS_KEY_SECRET_ENV,
+    CACHE_KEYS_ENV,
+    CREDENTIALS_URI_ENV,
+    ECS_METADATA_DISABLED_ENV,
+)
 from satchel_server.doctor import run as doctor
 from satchel_server.doctor.report import CheckResult, Outcome
 from satchel_server.emulator import accounts as acc
@@ -163,7 +169,7 @@ async def test_a_correct_set_up_passes_every_check(tmp_path: Path, emulator: Emu
         "put, get, list, delete work"
         in results["scope saves: player credential in players/satchel-doctor/"].detail
     )
-    assert "static AccessKey" in results["credentials"].detail
+    assert results["credentials"].detail == f"from env, AccessKeyId {acc.DEV_ACCESS_KEY_ID}"
     # The probe cleaned up after itself.
     listing = emulator.state.store.list_objects(
         BUCKET, prefix="", delimiter="", start_after="", max_keys=10
@@ -252,10 +258,30 @@ async def test_a_role_wider_than_the_prefix_root_warns(tmp_path: Path, emulator:
 
 
 @pytest.mark.asyncio
+async def test_the_identity_comes_from_the_chain_and_names_its_source(tmp_path: Path) -> None:
+    # No AccessKey: the default chain finds the emulator's credentials URI, whose role may
+    # assume the dev scope role (the built-in accounts).
+    async with running_emulator(EmulatorConfig(data_dir=tmp_path / "data")) as emu:
+        path = write_config(tmp_path, emu, role_arn=acc.DEV_ROLE_ARN, external_id="")
+        environ = {ECS_METADATA_DISABLED_ENV: "true", CREDENTIALS_URI_ENV: emu.credentials_uri}
+        results = await run_doctor(path, environ=environ)
+    credentials = results["credentials"]
+    assert credentials.outcome is Outcome.PASS
+    assert credentials.detail.startswith("from credentials_uri, AccessKeyId STS.")
+    assert results["scope saves: AssumeRole"].outcome is Outcome.PASS
+    assert results["scope saves: presigned GET"].outcome is Outcome.PASS
+
+
+@pytest.mark.asyncio
 async def test_no_credentials_and_a_bad_config_fail(tmp_path: Path, emulator: Emulator) -> None:
-    results = await run_doctor(write_config(tmp_path, emulator), environ={})
+    # No source yields: the metadata service is switched off rather than asked in the cloud.
+    results = await run_doctor(
+        write_config(tmp_path, emulator), environ={ECS_METADATA_DISABLED_ENV: "true"}
+    )
     assert results["credentials"].outcome is Outcome.FAIL
-    assert "ALIBABA_CLOUD_ACCESS_KEY_ID" in results["credentials"].fix
+    assert "no source yielded credentials" in results["credentials"].detail
+    assert "[identity] source" in results["credentials"].fix
+    assert "scope saves: AssumeRole" not in results
     bad = tmp_path / "bad.toml"
     bad.write_text('[scopes.saves]\nbucket = "Not_A_Bucket"\n')
     results = await run_doctor(bad)

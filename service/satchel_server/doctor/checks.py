@@ -18,16 +18,11 @@ from email.utils import parsedate_to_datetime
 import aiohttp
 from yarl import URL
 
-from satchel_server.config import (
-    ACCESS_KEY_ID_ENV,
-    ACCESS_KEY_SECRET_ENV,
-    ScopeSettings,
-    Settings,
-)
+from satchel_server.config import AccessKey, ScopeSettings, Settings
 from satchel_server.credentials.broker import AssumeRoleRequest
 from satchel_server.credentials.budget import sts_budget
 from satchel_server.credentials.types import Clock, TemporaryCredentials
-from satchel_server.doctor.identity import Identity, resolve_identity
+from satchel_server.doctor.identity import resolve
 from satchel_server.doctor.oss_probe import OssAnswer, OssProbe
 from satchel_server.doctor.redis_check import check_shared_cache
 from satchel_server.doctor.report import CheckResult, failed, passed, warned
@@ -64,7 +59,7 @@ def _signing(credentials: TemporaryCredentials) -> SigningCredentials:
 @dataclass
 class _Context:
     settings: Settings
-    identity: Identity
+    access_key: AccessKey | None  # for scopes that sign with it
     session: aiohttp.ClientSession
     sts: AliyunStsClient
     clock: Clock
@@ -87,19 +82,11 @@ async def run_checks(settings: Settings, clock: Clock) -> AsyncIterator[CheckRes
     async with new_session() as session:
         for result in await _sts_answers_and_clock(session, settings, clock):
             yield result
-        identity = resolve_identity(settings)
-        if identity is None:
-            yield failed(
-                "credentials",
-                "no source yields credentials, so no scope can be checked",
-                f"set {ACCESS_KEY_ID_ENV} and {ACCESS_KEY_SECRET_ENV} "
-                f"(the RAM user Satchel calls STS as; see {GUIDE})",
-            )
-        else:
-            key_id = identity.access_key.access_key_id
-            yield passed("credentials", f"{identity.source}, AccessKeyId {key_id}")
-            sts = AliyunStsClient(session, settings.sts, identity.access_key, clock=clock)
-            context = _Context(settings, identity, session, sts, clock)
+        resolved, line = await resolve(settings, session, clock)
+        yield line
+        if resolved is not None:
+            sts = AliyunStsClient(session, settings.sts, resolved.identity, clock=clock)
+            context = _Context(settings, resolved.access_key, session, sts, clock)
             for scope in settings.scopes.values():
                 async for result in _scope_checks(context, scope):
                     yield result
@@ -307,7 +294,7 @@ async def _presigned_get(
     if Permission.READ.value not in scope.permissions:
         return passed(name, "not checked: the scope does not allow read")
     budget = sts_budget(ctx.settings.sts.budget_per_second)
-    signer = ScopeSigner(scope, ctx.sts, budget, ctx.identity.access_key, ctx.clock)
+    signer = ScopeSigner(scope, ctx.sts, budget, ctx.access_key, ctx.clock)
     try:
         if signer.current is None:
             await signer.refresh()

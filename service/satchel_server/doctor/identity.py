@@ -1,24 +1,43 @@
-"""Where Satchel's own identity comes from, as the doctor reports it.
-
-Today Satchel calls STS with the RAM user's static AccessKey from the environment
-(`Settings.access_key`). This is the one function to point at the credential chain.
-"""
+"""Satchel's own identity, resolved as `satchel serve` resolves it: the credential chain."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from satchel_server.config import ACCESS_KEY_ID_ENV, AccessKey, Settings
+from aiohttp import ClientSession
+
+from satchel_server.config import AccessKey, Settings
+from satchel_server.credentials.identity import RefreshingIdentity
+from satchel_server.credentials.types import Clock
+from satchel_server.doctor.report import CheckResult, failed, passed
+from satchel_server.errors import ConfigError
+from satchel_server.wiring import own_access_key, resolve_identity
+
+NAME = "credentials"
 
 
 @dataclass(frozen=True)
-class Identity:
-    access_key: AccessKey
-    source: str  # for the report: which source yielded the credentials
+class Resolved:
+    identity: RefreshingIdentity
+    # A RAM user's long-lived key, for scopes that sign with it; else None.
+    access_key: AccessKey | None
 
 
-def resolve_identity(settings: Settings) -> Identity | None:
-    """Satchel's credentials and their source, or None when no source yields any."""
-    if settings.access_key is None:
-        return None
-    return Identity(settings.access_key, f"static AccessKey ({ACCESS_KEY_ID_ENV})")
+async def resolve(
+    settings: Settings, session: ClientSession, clock: Clock
+) -> tuple[Resolved | None, CheckResult]:
+    """The identity and the line that says which source yielded it (or why none did)."""
+    try:
+        identity = await resolve_identity(settings, session, clock)
+        access_key = own_access_key(settings, identity)
+    except ConfigError as exc:
+        return None, failed(
+            NAME,
+            str(exc),
+            "give Satchel an identity: [identity] source and its ALIBABA_CLOUD_* variables "
+            "(docs/operations.md, Identity)",
+        )
+    current = await identity.current()
+    until = "" if current.expiration is None else f", valid until {current.expiration:%H:%M:%SZ}"
+    detail = f"from {identity.source_name}, AccessKeyId {current.access_key_id}{until}"
+    return Resolved(identity, access_key), passed(NAME, detail)
