@@ -15,6 +15,8 @@ from satchel_server.config import (
     ACCESS_KEY_ID_ENV,
     ACCESS_KEY_SECRET_ENV,
     CACHE_KEYS_ENV,
+    REDIS_PASSWORD_ENV,
+    SESSION_NAME_KEY_ENV,
     CacheSettings,
     parse_listen_address,
     settings_from_mapping,
@@ -115,7 +117,7 @@ def test_rrsa_the_service_account_and_the_projected_token_agree() -> None:
 
 def test_fleet_secrets_come_from_secret_references() -> None:
     env = {entry["name"]: entry for entry in container()["env"]}
-    for name in (CACHE_KEYS_ENV, "SATCHEL_REDIS_PASSWORD"):
+    for name in (CACHE_KEYS_ENV, REDIS_PASSWORD_ENV, SESSION_NAME_KEY_ENV):
         assert "secretKeyRef" in env[name]["valueFrom"], name
         assert "value" not in env[name]
 
