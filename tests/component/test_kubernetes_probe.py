@@ -1,53 +1,25 @@
 """The Deployment's probes reach the pod: a server started with the container's config
-answers health on the probe's port at a non-loopback address of this machine.
+answers health on the probe's port at the pod's address, not only on loopback.
 
 The kubelet connects to the pod IP, never the container's loopback, so an answer on
-127.0.0.1 alone would prove nothing. This test binds the probe's fixed port on every
-interface, as the container does; it is the one test that cannot use 127.0.0.1:0.
+127.0.0.1 alone would prove nothing. The server runs in a network namespace made for
+the test (support.pod_network) whose veth interface plays the pod IP: the probe's fixed
+port is free there, and no packet leaves the namespace.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import fcntl
-import ipaddress
-import socket
-import struct
+import os
+import sys
 import tomllib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import grpc
 import pytest
-import pytest_asyncio
 import yaml
-from component.emulator_fixtures import emulator
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from satchel_server.config import ServerSettings, settings_from_mapping
-from satchel_server.emulator.runner import Emulator
-from satchel_server.wiring import dev_settings, wired_server
-
-__all__ = ["emulator"]
+from support.pod_network import POD_ADDRESS, run_in_pod_network, why_no_pod_network
 
 REPO = Path(__file__).resolve().parents[2]
-SIOCGIFADDR = 0x8915  # Linux: an interface's IPv4 address
-
-
-def non_loopback_ipv4() -> str | None:
-    """An IPv4 address of one of this machine's own interfaces, other than loopback."""
-    for _, name in socket.if_nameindex():
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            try:
-                packed = fcntl.ioctl(
-                    probe.fileno(), SIOCGIFADDR, struct.pack("256s", name[:15].encode())
-                )
-            except OSError:
-                continue  # no IPv4 address on this interface
-        address = socket.inet_ntoa(packed[20:24])
-        if not ipaddress.ip_address(address).is_loopback:
-            return address
-    return None
+CONTAINER_TOML = REPO / "deploy/satchel.container.toml"
 
 
 def probe_ports() -> set[int]:
@@ -59,48 +31,41 @@ def probe_ports() -> set[int]:
     }
 
 
-def container_server_settings() -> ServerSettings:
-    document = tomllib.loads((REPO / "deploy/satchel.container.toml").read_text())
-    return settings_from_mapping({"server": document["server"]}, {}).server
-
-
-@pytest_asyncio.fixture
-async def pod_address() -> AsyncIterator[str]:
-    address = non_loopback_ipv4()
-    if address is None:
-        pytest.skip("this machine has no network interface with an address besides loopback")
-    yield address
-
-
-def skip_unless_free(port: int) -> None:
-    """The port is fixed by the manifest: on a shared machine another process may hold it."""
-    with socket.socket() as probe:
-        try:
-            probe.bind(("0.0.0.0", port))
-        except OSError as exc:
-            pytest.skip(f"port {port} is held by another process on this machine: {exc}")
-
-
-@pytest.mark.asyncio
-async def test_probe_port_answers_serving_on_a_non_loopback_address(
-    emulator: Emulator, pod_address: str
-) -> None:
+def test_the_container_config_serves_health_on_the_probes_port() -> None:
     (port,) = probe_ports()
-    skip_unless_free(port)
-    server_settings = container_server_settings()
-    # The main port stays on loopback (nothing here needs it); health is as shipped.
-    settings = dev_settings("127.0.0.1:0", emulator)
-    settings = dataclasses.replace(
-        settings, server=dataclasses.replace(server_settings, listen="127.0.0.1:0")
+    health_listen = tomllib.loads(CONTAINER_TOML.read_text())["server"]["health_listen"]
+    assert health_listen.endswith(f":{port}")
+
+
+def test_probe_port_answers_serving_at_the_pod_address(tmp_path: Path) -> None:
+    reason = why_no_pod_network()
+    if reason is not None:
+        pytest.skip(reason)
+    (port,) = probe_ports()
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
+    argv = [sys.executable, "-m", "support.probe_in_pod", POD_ADDRESS, str(port)]
+    finished = run_in_pod_network(
+        [*argv, str(CONTAINER_TOML), str(tmp_path / "data")], env=env, timeout=120
     )
-    assert server_settings.health_listen.endswith(f":{port}")
-    async with wired_server(settings) as server:
-        await server.start()
-        try:
-            async with grpc.aio.insecure_channel(f"{pod_address}:{port}") as channel:
-                reply = await health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(), timeout=5
-                )
-        finally:
-            await server.drain()  # both listeners: the fixed port is free again
-    assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert finished.stdout.strip().splitlines()[-1] == "SERVING"
+
+
+def test_a_loopback_health_listener_is_not_reachable_at_the_pod_address(tmp_path: Path) -> None:
+    """The check above can fail: the shipped config before it bound 127.0.0.1."""
+    reason = why_no_pod_network()
+    if reason is not None:
+        pytest.skip(reason)
+    (port,) = probe_ports()
+    loopback_only = tmp_path / "container.toml"
+    text = CONTAINER_TOML.read_text()
+    document = tomllib.loads(text)
+    shipped = document["server"]["health_listen"]
+    loopback_only.write_text(text.replace(shipped, f"127.0.0.1:{port}"))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
+    argv = [sys.executable, "-m", "support.probe_in_pod", POD_ADDRESS, str(port)]
+    finished = run_in_pod_network(
+        [*argv, str(loopback_only), str(tmp_path / "data")], env=env, timeout=120
+    )
+    assert finished.returncode != 0
+    assert "UNAVAILABLE" in finished.stderr
