@@ -12,14 +12,18 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/satchel
 WORKDIR /src
 # Runtime dependencies first, in their own layer: editing the sources does not
-# reinstall them. The list is read from pyproject.toml, the one place it lives.
+# reinstall them. The lists are read from the server's and the client's
+# pyproject.toml, the one place each lives; `satchel` (the client) is left out:
+# it comes from this tree below, never from an index.
 COPY pyproject.toml README.md ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+COPY clients/python/pyproject.toml ./clients/python/
+RUN python -c "import re, tomllib; deps = [d for f in ('pyproject.toml', 'clients/python/pyproject.toml') for d in tomllib.load(open(f, 'rb'))['project']['dependencies']]; print('\n'.join(d for d in deps if not re.match(r'satchel(?![\w.-])', d)))" > /tmp/requirements.txt \
     && /opt/satchel/bin/pip install --compile -r /tmp/requirements.txt
-# Then the package itself, exactly as the Makefile installs it (not editable).
+# Then the client and the server themselves, exactly as the Makefile installs
+# them (not editable): the local client is what satisfies the server's `satchel`.
 COPY service ./service
 COPY clients ./clients
-RUN /opt/satchel/bin/pip install --compile --no-deps .
+RUN /opt/satchel/bin/pip install --compile --no-deps ./clients/python .
 
 # Runtime stage: no compilers, no sources, no root, nothing written at run time
 # (bytecode is compiled at build time), so it runs with a read-only root file system.

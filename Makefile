@@ -46,16 +46,30 @@ venv:
 	@$(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || \
 		{ rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 
-# Reinstall whenever pyproject.toml changes.
-$(RUN_STAMP): pyproject.toml | venv
+# Reinstall whenever a pyproject.toml changes. The client (clients/python, the
+# distribution `satchel`) goes in the same pip call as the server, so it is what
+# satisfies the server's dependency on `satchel`.
+$(RUN_STAMP): pyproject.toml clients/python/pyproject.toml | venv
 	$(PIP) --upgrade pip
-	$(PIP) -e .
+	$(PIP) -e clients/python -e .
 	@touch $@
 
-$(TEST_STAMP): pyproject.toml | venv
+$(TEST_STAMP): pyproject.toml clients/python/pyproject.toml | venv
 	$(PIP) --upgrade pip
-	$(PIP) -e '.[test]'
+	$(PIP) -e clients/python -e '.[test]'
 	@touch $@ $(RUN_STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build *.egg-info
+
+# The client's wheels, its dependencies' and its build backend's, so a test can
+# install the client alone into a fresh virtualenv without a network.
+WHEELHOUSE := $(VENV)/wheelhouse
+WHEELHOUSE_STAMP := $(WHEELHOUSE)/.complete
+
+unit: $(WHEELHOUSE_STAMP)
+
+$(WHEELHOUSE_STAMP): clients/python/pyproject.toml $(TEST_STAMP)
+	$(BIN)/python -m pip wheel --quiet --disable-pip-version-check \
+		--wheel-dir $(WHEELHOUSE) ./clients/python setuptools wheel
+	@touch $@

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.processes import REPO_ROOT
@@ -24,6 +27,21 @@ GENERATED_DIR = REPO_ROOT / "clients" / "python" / "satchel" / "v1"
 # Continuation lines joined, so each instruction is one line.
 DOCKERFILE = (REPO_ROOT / "Dockerfile").read_text().replace("\\\n", " ")
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+CLIENT_PYPROJECT = tomllib.loads((REPO_ROOT / "clients" / "python" / "pyproject.toml").read_text())
+REQUIREMENT = re.compile(r"([A-Za-z0-9_.-]+)\s*(.*)")
+
+
+def _requirements(pyproject: dict[str, Any], extra: str | None = None) -> dict[str, str]:
+    """{name: version bounds} of a pyproject's dependencies (or of one extra)."""
+    project = pyproject["project"]
+    listed = project["optional-dependencies"][extra] if extra else project["dependencies"]
+    return dict(map(_requirement, listed))
+
+
+def _requirement(text: str) -> tuple[str, str]:
+    match = REQUIREMENT.fullmatch(text)
+    assert match, f"not a requirement: {text!r}"
+    return match[1].lower(), match[2]
 
 
 def _generated(root: Path) -> dict[str, bytes]:
@@ -103,6 +121,45 @@ def test_enums_and_service_keep_their_names_and_numbers() -> None:
     assert [m.name for m in service.methods] == ["IssueToken", "PresignObject"]
 
 
+def test_the_client_needs_grpc_and_protobuf_only() -> None:
+    assert set(_requirements(CLIENT_PYPROJECT)) == {"grpcio", "grpcio-status", "protobuf"}
+    assert CLIENT_PYPROJECT["project"]["name"] == "satchel"
+    assert "scripts" not in CLIENT_PYPROJECT["project"], "`satchel` is the server's command"
+
+
+def test_the_server_depends_on_the_client_of_the_same_release() -> None:
+    assert PYPROJECT["project"]["name"] == "satchel-server"
+    assert _requirements(PYPROJECT)["satchel"] == f"=={CLIENT_PYPROJECT['project']['version']}"
+    assert PYPROJECT["project"]["version"] == CLIENT_PYPROJECT["project"]["version"]
+
+
+def test_shared_dependencies_have_the_same_bounds_and_fit_the_stub_generator() -> None:
+    server, client = _requirements(PYPROJECT), _requirements(CLIENT_PYPROJECT)
+    for name, bounds in client.items():
+        assert server[name] == bounds, f"{name}: the server and the client disagree"
+    # The generated _pb2_grpc refuses a grpcio older than the grpcio-tools that made it.
+    tools = _requirements(PYPROJECT, "test")["grpcio-tools"].removeprefix("==")
+    assert client["grpcio"].startswith(f">={tools},")
+
+
+def test_dockerfile_requirements_are_both_lists_without_the_local_client(tmp_path: Path) -> None:
+    """The Dockerfile's first pip step reads the pyprojects: run its command on them."""
+    (command,) = re.findall(r'^RUN (python -c ".*?") > /tmp/requirements\.txt', DOCKERFILE, re.M)
+    for name in ("pyproject.toml", "clients/python/pyproject.toml"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO_ROOT / name, tmp_path / name)
+    done = subprocess.run(
+        ["sh", "-c", command.replace("python", shlex.quote(sys.executable), 1)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    expected = {**_requirements(PYPROJECT), **_requirements(CLIENT_PYPROJECT)}
+    del expected["satchel"]  # from this tree, never from an index
+    assert dict(map(_requirement, done.stdout.split())) == expected
+
+
 def _exec_form(instruction: str) -> list[str]:
     """The JSON argument list of CMD, or of the CMD inside HEALTHCHECK."""
     match = re.search(rf"^{instruction}\b.*?(\[.*\])$", DOCKERFILE, re.MULTILINE)
@@ -141,7 +198,7 @@ def test_dockerfile_installs_dependencies_in_their_own_layer_before_the_sources(
     sources = build_stage.index("COPY service ")
     assert deps < sources, "dependencies must be installed before the sources are copied"
     assert "['project']['dependencies']" in build_stage, "the list comes from pyproject.toml"
-    assert "--no-deps ." in build_stage[sources:]
+    assert "--no-deps ./clients/python .\n" in build_stage[sources:], "the client and the server"
 
 
 def test_dockerfile_base_image_is_pinned_to_an_exact_version() -> None:

@@ -6,8 +6,9 @@ satchel presign --player p1 --key save.dat [--method PUT] [--content-type T] [--
 
 Connection options, shared by both: --target (default $SATCHEL_TARGET, else 127.0.0.1:50051),
 --key-file (default: the key in $SATCHEL_API_KEY, if set), --tls / --tls-ca / --tls-cert /
---tls-key / --tls-server-name, --timeout. The `satchel` command (satchel_server.cli) mounts these
-with `add_commands` and hands the parsed arguments to `run`.
+--tls-key / --tls-server-name, --timeout. `python -m satchel` runs them from the client alone
+(`main`); the server's `satchel` command (satchel_server.cli) mounts the same commands with
+`add_commands` and hands the parsed arguments to `run`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -201,3 +202,12 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> i
     # stdout only, never to a log.
     print(json.dumps(result, indent=2))
     return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m satchel issue|presign ...`: the client's commands without the server."""
+    parser = argparse.ArgumentParser(
+        prog="python -m satchel", description="Ask a running Satchel server; print JSON."
+    )
+    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    return run(parser.parse_args(argv))
