@@ -16,9 +16,9 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from satchel_server.api import wire
+from satchel_server.api.reflection import enable_reflection
 from satchel_server.api.servicer import TokenService
 from satchel_server.api.wire import WireBehavior
 from satchel_server.config import ServerSettings, TlsSettings, parse_listen_address
@@ -180,9 +180,7 @@ def build_server(
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if settings.reflection:
-        reflection.enable_server_reflection(
-            (TOKEN_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-        )
+        enable_reflection((TOKEN_SERVICE_NAME, health.SERVICE_NAME), server)
     host, _ = parse_listen_address(settings.listen)
     try:
         if credentials is None:
