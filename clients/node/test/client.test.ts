@@ -1,0 +1,114 @@
+// The Node client against real servers (tests/component/test_node_client.py starts them):
+//   SATCHEL_TARGET        `satchel dev` (open, on 127.0.0.1)
+//   SATCHEL_AUTH_TARGET   the same with a caller that must send SATCHEL_AUTH_KEY as its bearer key
+//   SATCHEL_AUTH_PLAYER   a player id that caller is granted
+
+import assert from "node:assert/strict";
+import { after, describe, test } from "node:test";
+import { inspect } from "node:util";
+
+import * as grpc from "@grpc/grpc-js";
+
+import { SatchelClient, SatchelError } from "../src/client.ts";
+
+function env(name: string): string {
+  const value = process.env[name];
+  assert.ok(value, `${name} is not set: run this through tests/component/test_node_client.py`);
+  return value;
+}
+
+async function refused(call: Promise<unknown>): Promise<SatchelError> {
+  const error = await call.then(
+    () => assert.fail("the call succeeded"),
+    (caught: unknown) => caught,
+  );
+  assert.ok(error instanceof SatchelError, `not a SatchelError: ${String(error)}`);
+  return error;
+}
+
+describe("satchel dev", () => {
+  const client = new SatchelClient(env("SATCHEL_TARGET"));
+  after(() => client.close());
+
+  test("issues a token for the player's folder only", async () => {
+    const token = await client.issueToken("p1", ["write", "read"], { ttlSeconds: 1800 });
+    assert.match(token.credentials.accessKeyId, /^STS\./);
+    assert.ok(token.credentials.securityToken.length > 0);
+    assert.deepEqual(token.permissions, ["read", "write"]);
+    assert.equal(token.location.prefix, "players/p1/");
+    assert.ok(token.credentials.expiration.getTime() > Date.now() + 15 * 60_000);
+    const shown = inspect(token);
+    assert.ok(!shown.includes(token.credentials.accessKeySecret), "the secret shows in inspect()");
+    assert.ok(!shown.includes(token.credentials.securityToken), "the token shows in inspect()");
+  });
+
+  test("presigns a PUT and a GET that work with fetch", async () => {
+    const body = `saved by node at ${new Date().toISOString()}`;
+    const put = await client.presign("p1", "saves/node.dat", "PUT", {
+      contentType: "text/plain",
+      expiresInSeconds: 600,
+    });
+    assert.equal(put.method, "PUT");
+    assert.equal(put.key, "players/p1/saves/node.dat");
+    assert.equal(put.headers["Content-Type"] ?? put.headers["content-type"], "text/plain");
+    const uploaded = await fetch(put.url, { method: "PUT", headers: put.headers, body });
+    assert.equal(uploaded.status, 200, await uploaded.text());
+
+    const get = await client.presign("p1", "saves/node.dat", "GET");
+    assert.ok(get.expiration.getTime() > Date.now());
+    const downloaded = await fetch(get.url, { headers: get.headers });
+    assert.equal(downloaded.status, 200);
+    assert.equal(await downloaded.text(), body);
+  });
+
+  test("a key outside the rules is INVALID_ARGUMENT naming the field", async () => {
+    const error = await refused(client.presign("p1", "../p2/save.dat", "GET"));
+    assert.equal(error.code, grpc.status.INVALID_ARGUMENT);
+    assert.equal(error.codeName, "INVALID_ARGUMENT");
+    assert.deepEqual(
+      error.fieldViolations.map((v) => v.field),
+      ["key"],
+    );
+    assert.ok(error.fieldViolations[0]?.description);
+  });
+
+  test("an unknown scope is refused with its field named", async () => {
+    const error = await refused(client.issueToken("p1", ["read"], { scope: "no-such-scope" }));
+    assert.equal(error.code, grpc.status.INVALID_ARGUMENT);
+    assert.deepEqual(
+      error.fieldViolations.map((v) => v.field),
+      ["scope"],
+    );
+  });
+});
+
+describe("a server with callers", () => {
+  const target = env("SATCHEL_AUTH_TARGET");
+  const player = env("SATCHEL_AUTH_PLAYER");
+
+  test("the caller's bearer key is sent and accepted", async () => {
+    const client = new SatchelClient(target, { apiKey: env("SATCHEL_AUTH_KEY") });
+    try {
+      const token = await client.issueToken(player, ["read"]);
+      assert.equal(token.location.prefix, `players/${player}/`);
+    } finally {
+      client.close();
+    }
+  });
+
+  for (const [name, apiKey] of [
+    ["no bearer key", undefined],
+    ["a wrong bearer key", "sat_wrong_key"],
+  ] as const) {
+    test(`${name} is UNAUTHENTICATED`, async () => {
+      const client = new SatchelClient(target, apiKey === undefined ? {} : { apiKey });
+      try {
+        const error = await refused(client.issueToken(player, ["read"]));
+        assert.equal(error.code, grpc.status.UNAUTHENTICATED);
+        assert.deepEqual(error.fieldViolations, []);
+      } finally {
+        client.close();
+      }
+    });
+  }
+});
