@@ -140,26 +140,16 @@ def test_the_readme_snippet_runs_with_the_client_alone(
 
 
 def test_python_m_satchel_issues_and_presigns(client_python: Path, satchel_dev: str) -> None:
-    issued = run(client_python, "-m", "satchel", "issue", "--player", "p1", "--target", satchel_dev)
+    def satchel(*args: str) -> subprocess.CompletedProcess[str]:
+        return run(client_python, "-m", "satchel", *args, "--target", satchel_dev)
+
+    issued = satchel("issue", "--player", "p1")
     assert issued.returncode == 0, issued.stderr
     assert json.loads(issued.stdout)["prefix"] == "players/p1/"
-    presigned = run(
-        client_python,
-        "-m",
-        "satchel",
-        "presign",
-        *("--player", "p1", "--key", "saves/a.dat", "--method", "PUT"),
-        *("--target", satchel_dev),
-    )
+    presigned = satchel("presign", "--player", "p1", "--key", "saves/a.dat", "--method", "PUT")
     assert presigned.returncode == 0, presigned.stderr
     assert json.loads(presigned.stdout)["key"] == "players/p1/saves/a.dat"
-    refused = run(
-        client_python,
-        "-m",
-        "satchel",
-        "presign",
-        *("--player", "p1", "--key", "../p2/a.dat", "--target", satchel_dev),
-    )
+    refused = satchel("presign", "--player", "p1", "--key", "../p2/a.dat")
     assert refused.returncode == 1, refused.stderr
     error = json.loads(refused.stderr)["error"]
     assert error["code"] == "INVALID_ARGUMENT"
