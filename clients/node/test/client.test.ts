@@ -1,6 +1,7 @@
 // The Node client against real servers (tests/component/test_node_client.py starts them):
 //   SATCHEL_TARGET        `satchel dev` (open, on 127.0.0.1)
-//   SATCHEL_AUTH_TARGET   the same with a caller that must send SATCHEL_AUTH_KEY as its bearer key
+//   SATCHEL_AUTH_TARGET   the same with a caller that must send SATCHEL_AUTH_KEY as its bearer key,
+//                         granted players eu-<digits> only, one call per player (then a wait)
 //   SATCHEL_AUTH_PLAYER   a player id that caller is granted
 
 import assert from "node:assert/strict";
@@ -86,14 +87,24 @@ describe("a server with callers", () => {
   const target = env("SATCHEL_AUTH_TARGET");
   const player = env("SATCHEL_AUTH_PLAYER");
 
+  const client = new SatchelClient(target, { apiKey: env("SATCHEL_AUTH_KEY") });
+  after(() => client.close());
+
   test("the caller's bearer key is sent and accepted", async () => {
-    const client = new SatchelClient(target, { apiKey: env("SATCHEL_AUTH_KEY") });
-    try {
-      const token = await client.issueToken(player, ["read"]);
-      assert.equal(token.location.prefix, `players/${player}/`);
-    } finally {
-      client.close();
-    }
+    const token = await client.issueToken(player, ["read"]);
+    assert.equal(token.location.prefix, `players/${player}/`);
+  });
+
+  test("a player outside the caller's grant is PERMISSION_DENIED", async () => {
+    const error = await refused(client.issueToken("p1", ["read"]));
+    assert.equal(error.code, grpc.status.PERMISSION_DENIED);
+  });
+
+  test("a player over the rate limit is RESOURCE_EXHAUSTED with the wait", async () => {
+    await client.presign("eu-2", "saves/a.dat", "GET");
+    const error = await refused(client.presign("eu-2", "saves/a.dat", "GET"));
+    assert.equal(error.code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.ok(error.retryDelayMs !== undefined && error.retryDelayMs > 0, String(error.retryDelayMs));
   });
 
   for (const [name, apiKey] of [
@@ -101,13 +112,13 @@ describe("a server with callers", () => {
     ["a wrong bearer key", "sat_wrong_key"],
   ] as const) {
     test(`${name} is UNAUTHENTICATED`, async () => {
-      const client = new SatchelClient(target, apiKey === undefined ? {} : { apiKey });
+      const stranger = new SatchelClient(target, apiKey === undefined ? {} : { apiKey });
       try {
-        const error = await refused(client.issueToken(player, ["read"]));
+        const error = await refused(stranger.issueToken(player, ["read"]));
         assert.equal(error.code, grpc.status.UNAUTHENTICATED);
         assert.deepEqual(error.fieldViolations, []);
       } finally {
-        client.close();
+        stranger.close();
       }
     });
   }
