@@ -52,7 +52,8 @@ export interface Token {
   readonly permissions: readonly Permission[];
 }
 
-export interface Presigned {
+/** A presigned URL or POST form. It carries a signature: `util.inspect` hides the URL and form. */
+export class Presigned {
   readonly url: string;
   readonly method: Method;
   /** Headers to send exactly as given: they are signed. */
@@ -64,6 +65,20 @@ export interface Presigned {
   /** The full object key in the bucket (prefix + key). */
   readonly key: string;
   readonly location: StorageLocation;
+
+  constructor(fields: Omit<Presigned, typeof inspect.custom>) {
+    this.url = fields.url;
+    this.method = fields.method;
+    this.headers = fields.headers;
+    this.formFields = fields.formFields;
+    this.expiration = fields.expiration;
+    this.key = fields.key;
+    this.location = fields.location;
+  }
+
+  [inspect.custom](): string {
+    return `Presigned { method: '${this.method}', key: '${this.key}', expiration: ${this.expiration.toISOString()} }`;
+  }
 }
 
 export interface FieldViolation {
@@ -292,7 +307,7 @@ export class SatchelClient {
       maxSize: options.maxSize ?? 0,
       forbidOverwrite: options.forbidOverwrite ?? false,
     });
-    return {
+    return new Presigned({
       url: response.url,
       method: response.method.slice(METHOD_PREFIX.length) as Method,
       headers: { ...response.headers },
@@ -300,7 +315,7 @@ export class SatchelClient {
       expiration: toDate(response.expiration),
       key: response.key,
       location: toLocation(response.location),
-    };
+    });
   }
 
   close(): void {

@@ -52,6 +52,7 @@ describe("satchel dev", () => {
     assert.equal(put.method, "PUT");
     assert.equal(put.key, "players/p1/saves/node.dat");
     assert.equal(put.headers["Content-Type"] ?? put.headers["content-type"], "text/plain");
+    assert.ok(!inspect(put).includes(new URL(put.url).search), "the signature shows in inspect()");
     const uploaded = await fetch(put.url, { method: "PUT", headers: put.headers, body });
     assert.equal(uploaded.status, 200, await uploaded.text());
 
