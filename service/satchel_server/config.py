@@ -152,7 +152,7 @@ STS_MIN_DURATION_SECONDS = 900  # AssumeRole refuses a shorter DurationSeconds
 # A presigned URL dies this long before the credentials that signed it, so clock
 # skew between Satchel, the player's device and OSS never makes it die early.
 SIGNER_MARGIN_SECONDS = 60
-# Signer credentials are refreshed once their life falls below the longest URL plus
+# Signing credentials are refreshed once their life falls below the longest URL plus
 # the margin; they must start with at least this much more, or the refresh would
 # have no time to happen before URLs had to be shortened.
 SIGNER_REFRESH_WINDOW_SECONDS = 300
@@ -312,7 +312,7 @@ class ScopeSettings:
             )
         if self.post_max_size_default_bytes > self.post_max_size_cap_bytes:
             found.append(("post_max_size_default_bytes", "must not exceed post_max_size_cap_bytes"))
-        # Signer credentials are refreshed once their life falls below the longest URL
+        # Signing credentials are refreshed once their life falls below the longest URL
         # plus a margin; they must start with more than that or every request would wait.
         refresh_window = self.signer_ttl_seconds - (
             self.presign_expires_max_seconds + SIGNER_MARGIN_SECONDS
@@ -434,9 +434,6 @@ class AuditSettings:
 
     # "stdout", or a file path (appended to).
     output: str = _setting("stdout", lambda v: None if v else "must not be empty")
-    # How long an allowed call's line may wait to be written with others (one write for
-    # many lines). A refusal's line never waits. 0: every line is written at once.
-    flush_ms: float = _setting(20.0, _between(0, 1000))
 
 
 METHOD_NAMES = ("GET", "PUT", "HEAD", "DELETE", "POST")

@@ -35,6 +35,15 @@ class InternalFault(SatchelError):
     """Satchel caught itself about to do something wrong and stopped (fail closed)."""
 
 
+class NotConfigured(SatchelError):
+    """An RPC this server was started without the means to serve (no scopes, no STS access)."""
+
+    def __init__(self, rpc: str) -> None:
+        super().__init__(
+            f"{rpc} cannot be served: this server was started without scopes or STS access"
+        )
+
+
 class PolicyTooLarge(InternalFault):
     """The session policy would exceed STS's cap. Satchel's bug or config, never the caller's."""
 

@@ -37,7 +37,7 @@ from satchel_server.errors import ConfigError
 from satchel_server.fleet.assembly import open_fleet
 from satchel_server.observability.metrics import Metrics, StateCollector, new_metrics
 from satchel_server.presigning.presigner import Presigner
-from satchel_server.presigning.signing_credentials import ScopeSigner, Signers
+from satchel_server.presigning.signing_credentials import ScopeRefresher, ScopeSigningCredentials
 from satchel_server.sts.client import AliyunStsClient
 from satchel_server.sts.http import new_session
 from satchel_server.sts.identity_sources import identity_source
@@ -47,9 +47,12 @@ log = logging.getLogger("satchel")
 
 @asynccontextmanager
 async def wired_token_service(
-    settings: Settings, metrics: Metrics | None = None
+    settings: Settings, metrics: Metrics | None = None, pipeline: CallPipeline | None = None
 ) -> AsyncIterator[TokenService]:
-    """The real TokenService: one aiohttp session, the STS client, budget, broker, signers."""
+    """The real TokenService: one aiohttp session, the STS client, budget, broker, signers.
+
+    `pipeline`: what every call goes through (default: no callers, no audit lines).
+    """
     async with new_session() as session:
         identity = await resolve_identity(settings, session)
         access_key = own_access_key(settings, identity)
@@ -67,10 +70,10 @@ async def wired_token_service(
             session_name_key=settings.session_name_key,
         )
         scope_signers = {
-            name: ScopeSigner(scope, sts, fleet.budget, access_key, shared=fleet.shared)
+            name: ScopeRefresher(scope, sts, fleet.budget, access_key, shared=fleet.shared)
             for name, scope in settings.scopes.items()
         }
-        signers = Signers(scope_signers)
+        signers = ScopeSigningCredentials(scope_signers)
         if metrics is not None:
             metrics.registry.register(StateCollector(broker, fleet.budget, scope_signers))
         # Presigning credentials first, so the first PresignObject does not wait on STS.
@@ -80,7 +83,8 @@ async def wired_token_service(
                 settings.scopes,
                 broker,
                 Presigner(settings.scopes, signers),
-                Admission.from_settings(settings),
+                admission=Admission.from_settings(settings),
+                pipeline=pipeline,
                 max_deadline_seconds=settings.server.max_deadline_seconds,
             )
         finally:
@@ -128,11 +132,11 @@ async def wired_server(settings: Settings) -> AsyncIterator[SatchelServer]:
     audit = audit_log_from(settings.audit)
     try:
         with serving_metrics(settings.metrics.listen, metrics) as metrics_port:
-            async with wired_token_service(settings, metrics) as token_service:
-                pipeline = CallPipeline(Authenticator(settings.callers), audit, metrics.rpc)
+            pipeline = CallPipeline(Authenticator(settings.callers), audit, metrics.rpc)
+            async with wired_token_service(settings, metrics, pipeline) as token_service:
                 server = build_server(
                     settings.server,
-                    pipeline.methods(token_service.methods()),
+                    token_service,
                     credentials=credentials,
                     ready=token_service.ready,
                 )

@@ -23,7 +23,7 @@ from satchel_server.credentials.broker import AssumeRoleRequest, AssumeRoleResul
 from satchel_server.errors import UpstreamUnavailable
 from satchel_server.fleet.assembly import Fleet, open_fleet
 from satchel_server.fleet.crypto import Keyring
-from satchel_server.presigning.signing_credentials import ScopeSigner
+from satchel_server.presigning.signing_credentials import ScopeRefresher
 
 __all__ = ["private_redis", "redis_server", "redis_session"]
 
@@ -60,7 +60,8 @@ async def test_the_fleet_makes_one_scope_level_assume_role_per_refresh(
     scope = make_scope()
     async with fleets(3, redis_server.url, clock) as replicas:
         signers = [
-            ScopeSigner(scope, sts, f.budget, ACCESS_KEY, clock, shared=f.shared) for f in replicas
+            ScopeRefresher(scope, sts, f.budget, ACCESS_KEY, clock, shared=f.shared)
+            for f in replicas
         ]
         await asyncio.gather(*(s.refresh() for s in signers))
         assert len(sts.calls) == 1

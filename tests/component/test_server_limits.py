@@ -8,12 +8,12 @@ from types import SimpleNamespace
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from support.slow_server import slow_methods
 
 from satchel.v1 import token_service_pb2 as pb
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
+from satchel_server.api.pipeline import ServicerContext
 from satchel_server.api.server import _channel_options, build_server
-from satchel_server.api.servicer import deadline_of
+from satchel_server.api.servicer import TokenService, deadline_of
 from satchel_server.config import ServerSettings
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -28,22 +28,36 @@ async def status_at(address: str) -> int:
         return reply.status
 
 
+class _HeldIssueToken(TokenService):
+    """IssueToken that says when it is in flight, and answers only once released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def IssueToken(
+        self, request: pb.IssueTokenRequest, context: ServicerContext
+    ) -> pb.IssueTokenResponse:
+        self.in_flight.set()
+        await self.release.wait()
+        return pb.IssueTokenResponse()
+
+
 @pytest.mark.asyncio
-async def test_calls_beyond_the_concurrency_cap_are_refused_at_once(monkeypatch) -> None:
-    monkeypatch.setenv("SLOW_SECONDS", "1.5")
-    built = build_server(
-        ServerSettings(listen="127.0.0.1:0", max_concurrent_rpcs=1),
-        slow_methods(),
-    )
+async def test_calls_beyond_the_concurrency_cap_are_refused_at_once() -> None:
+    held = _HeldIssueToken()
+    built = build_server(ServerSettings(listen="127.0.0.1:0", max_concurrent_rpcs=1), held)
     await built.start()
     try:
         async with grpc.aio.insecure_channel(built.address) as channel:
             stub = pb_grpc.TokenServiceStub(channel)
             first = asyncio.ensure_future(stub.IssueToken(pb.IssueTokenRequest(player_id="a")))
-            await asyncio.sleep(0.3)
+            await asyncio.wait_for(held.in_flight.wait(), timeout=5)
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await stub.IssueToken(pb.IssueTokenRequest(player_id="b"), timeout=5)
             assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            held.release.set()
             await first  # the admitted call still completes
     finally:
         await built.server.stop(None)

@@ -12,29 +12,29 @@ import os
 import sys
 
 from satchel.v1 import token_service_pb2 as pb
+from satchel_server.api.pipeline import ServicerContext
 from satchel_server.api.server import build_server
-from satchel_server.api.servicer import ServicerContext, TokenService
-from satchel_server.api.wire import WireBehavior
+from satchel_server.api.servicer import TokenService
 from satchel_server.config import ServerSettings
 
 log = logging.getLogger("slow_server")
 
 
-async def slow_issue_token(data: bytes, context: ServicerContext) -> bytes:
-    request = pb.IssueTokenRequest.FromString(data)
-    log.info("in flight: IssueToken for %s", request.player_id)
-    await asyncio.sleep(float(os.environ.get("SLOW_SECONDS", "2")))
-    return pb.IssueTokenResponse(permissions=request.permissions).SerializeToString()
+class SlowTokenService(TokenService):
+    """An unconfigured TokenService whose IssueToken takes SLOW_SECONDS and logs when it starts."""
 
-
-def slow_methods() -> dict[str, WireBehavior]:
-    """TokenService's methods with a slow IssueToken (PresignObject as an unconfigured server's)."""
-    return {**TokenService().methods(), "IssueToken": slow_issue_token}
+    async def IssueToken(
+        self, request: pb.IssueTokenRequest, context: ServicerContext
+    ) -> pb.IssueTokenResponse:
+        async with self._pipeline.call("IssueToken", context):
+            log.info("in flight: IssueToken for %s", request.player_id)
+            await asyncio.sleep(float(os.environ.get("SLOW_SECONDS", "2")))
+            return pb.IssueTokenResponse(permissions=request.permissions)
 
 
 async def main() -> None:
     settings = ServerSettings(listen="127.0.0.1:0", grace_seconds=10)
-    await build_server(settings, slow_methods()).serve_until_signalled()
+    await build_server(settings, SlowTokenService()).serve_until_signalled()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from satchel.v1 import token_service_pb2 as pb
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
 from satchel_server.access.audit import AuditLog
 from satchel_server.access.callers import Authenticator
-from satchel_server.api import wire
 from satchel_server.api.pipeline import CallPipeline
 from satchel_server.api.servicer import TokenService
 from satchel_server.config import AccessKey, CacheSettings
@@ -29,7 +28,7 @@ from satchel_server.observability.metrics import (
     new_metrics,
     sts_outcome_label,
 )
-from satchel_server.presigning.signing_credentials import ScopeSigner
+from satchel_server.presigning.signing_credentials import ScopeRefresher
 from satchel_server.rules.scopes import Permission, TokenRequest
 
 
@@ -42,7 +41,7 @@ async def observed() -> AsyncIterator[tuple[Metrics, pb_grpc.TokenServiceAsyncSt
     metrics = new_metrics()
     pipeline = CallPipeline(Authenticator({}), AuditLog(io.StringIO()), metrics.rpc)
     server = grpc.aio.server()
-    wire.register(server, pipeline.methods(TokenService().methods()))
+    pb_grpc.add_TokenServiceServicer_to_server(TokenService(pipeline=pipeline), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
@@ -92,7 +91,7 @@ async def test_state_collector_reads_cache_budget_and_signers_at_scrape_time() -
     budget = TokenBucket(50, burst=50)
     broker = CredentialBroker(sts, CacheSettings(), budget, clock)
     scope = make_scope()
-    signer = ScopeSigner(scope, sts, budget, AccessKey("LTAI-id", "secret"), clock)
+    signer = ScopeRefresher(scope, sts, budget, AccessKey("LTAI-id", "secret"), clock)
     await signer.refresh()
     request = TokenRequest(scope, "p1", "players/p1/", frozenset({Permission.READ}), 3600)
     await broker.credentials_for(request, deadline=None)

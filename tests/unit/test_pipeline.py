@@ -16,17 +16,18 @@ from satchel.v1 import token_service_pb2 as pb
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
 from satchel_server.access.audit import AuditLog
 from satchel_server.access.callers import Authenticator
-from satchel_server.api import wire
-from satchel_server.api.pipeline import CallPipeline
+from satchel_server.api.pipeline import CallPipeline, ServicerContext
 from satchel_server.api.servicer import TokenService
 from satchel_server.observability.metrics import LATENCY_BUCKETS, new_metrics
 
 
-async def _sets_a_code_and_returns(
-    data: bytes, context: grpc.aio.ServicerContext[Any, Any]
-) -> bytes:
-    context.set_code(grpc.StatusCode.NOT_FOUND)
-    return b""
+class _SetsACodeAndReturns(TokenService):
+    async def IssueToken(
+        self, request: pb.IssueTokenRequest, context: ServicerContext
+    ) -> pb.IssueTokenResponse:
+        async with self._pipeline.call("IssueToken", context):
+            context.set_code(grpc.StatusCode.NOT_FOUND)
+            return pb.IssueTokenResponse()
 
 
 @pytest_asyncio.fixture
@@ -36,8 +37,7 @@ async def served() -> AsyncIterator[tuple[pb_grpc.TokenServiceAsyncStub, io.Stri
     audit = AuditLog(lines)
     pipeline = CallPipeline(Authenticator({}), audit, metrics.rpc)
     server = grpc.aio.server()
-    methods = {**TokenService().methods(), "IssueToken": _sets_a_code_and_returns}
-    wire.register(server, pipeline.methods(methods))
+    pb_grpc.add_TokenServiceServicer_to_server(_SetsACodeAndReturns(pipeline=pipeline), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:

@@ -1,38 +1,43 @@
 """The way in and out of every TokenService call: request id, caller, audit line, metrics.
 
-Each call gets a request id (the caller's `x-request-id`, or a new one; sent
-back in trailing metadata), is counted and timed, has its caller named from a
-bearer key or client certificate (UNAUTHENTICATED, with no hint, when it
-cannot), opens the audit record that admission and the servicer fill in, and
-ends with exactly one audit line once its status is known, whatever the outcome.
+Each handler runs its work inside `CallPipeline.call(rpc, context)`, which:
+- gives the call a request id (the caller's `x-request-id`, or a new one; sent
+  back in trailing metadata) that every log line written meanwhile carries;
+- names the caller from a bearer key or client certificate (UNAUTHENTICATED,
+  with no hint, when it cannot);
+- hands the handler the call's audit record, to fill in what was asked and
+  what was handed out;
+- turns a domain error into its status (api.status), and writes the call's one
+  audit line, before that status leaves;
+- counts and times the call.
 
-This wraps the servicer's methods once, when they are registered, rather than
-being a grpc.aio server interceptor. grpc.aio runs its interceptor chain
-(continuations, coroutines, a handler lookup through each) on every call, and
-at cache-hit speed that machinery cost more than serving the call itself.
-The wrapper sees what an interceptor would: the request, the context (the
-client certificate is visible only there) and the outcome. Health and
-reflection are not wrapped, so they are neither gated, audited nor counted.
+Health and reflection do not go through it, so they are neither gated,
+audited nor counted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
 
-from satchel_server.access.audit import AuditLog, CallRecord, close_call, open_call
+from satchel_server.access.audit import AuditLog, CallRecord
 from satchel_server.access.callers import Authenticator, Caller
-from satchel_server.api.status import abort_with
-from satchel_server.errors import Unauthenticated
+from satchel_server.api.status import rich_status
+from satchel_server.errors import SatchelError
 from satchel_server.observability.logs import request_id_var
 from satchel_server.observability.metrics import RpcStats
+
+log = logging.getLogger(__name__)
+
+ServicerContext = grpc.aio.ServicerContext[Any, Any]
 
 REQUEST_ID_HEADER = "x-request-id"
 # A caller's request id is kept when it is a plain token; anything else (empty,
@@ -40,33 +45,23 @@ REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:+=/-]{1,128}")
 # The certificate SANs gRPC reports for a verified client certificate.
 _SAN_PROPERTIES = ("peer_uri", "peer_dns")
-_OK = grpc.StatusCode.OK.name
 _CODE_NAMES = {status.value[0]: status.name for status in grpc.StatusCode}
-
-ServicerContext = grpc.aio.ServicerContext[Any, Any]
-Behavior = Callable[[Any, ServicerContext], Awaitable[Any]]
-
-
-class _RequestIds:
-    """New request ids: 16 random hex digits per process, then a counter.
-
-    Unique across a fleet like a uuid4, without reading the OS's random source on
-    every call. A request id correlates lines; it is not a secret.
-    """
-
-    def __init__(self) -> None:
-        self._process = uuid.uuid4().hex[:16]
-        self._counter = itertools.count()
-
-    def new(self) -> str:
-        return f"{self._process}{next(self._counter):016x}"
+# Refusals by policy: the audit line records each one, so they are not logged again.
+_POLICY_REFUSALS = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    }
+)
 
 
-def _request_id(metadata: grpc.aio.Metadata | None, ids: _RequestIds) -> str:
+def _request_id(metadata: grpc.aio.Metadata | None) -> str:
     for key, value in metadata or ():
         if key == REQUEST_ID_HEADER and isinstance(value, str) and _REQUEST_ID.fullmatch(value):
             return value
-    return ids.new()
+    return uuid.uuid4().hex
 
 
 def cert_sans(context: ServicerContext) -> list[str]:
@@ -80,6 +75,7 @@ def cert_sans(context: ServicerContext) -> list[str]:
 
 
 def _status_name(context: ServicerContext, error: BaseException | None) -> str:
+    """The status a call ended with: the one set on the context, else what `error` means."""
     # grpc.aio gives None when no status was set (the stubs say StatusCode), and an
     # int for a code set by abort().
     code: grpc.StatusCode | int | None = context.code()
@@ -88,29 +84,74 @@ def _status_name(context: ServicerContext, error: BaseException | None) -> str:
     if isinstance(code, int):
         return _CODE_NAMES.get(code, grpc.StatusCode.UNKNOWN.name)
     if error is None:
-        return _OK
+        return grpc.StatusCode.OK.name
     if isinstance(error, asyncio.CancelledError):
         return grpc.StatusCode.CANCELLED.name
     return grpc.StatusCode.UNKNOWN.name
 
 
+def _log_refusal(error: SatchelError, code: grpc.StatusCode) -> None:
+    """What operators need to know about a failed call (never a secret)."""
+    if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.FAILED_PRECONDITION):
+        log.error("%s: %s", type(error).__name__, getattr(error, "operator_message", error))
+    elif code not in _POLICY_REFUSALS:
+        log.warning("%s: %s", type(error).__name__, error)
+
+
 class CallPipeline:
-    """Wraps each TokenService method in the steps every call goes through."""
+    """The steps every TokenService call goes through, around its handler's own work."""
 
-    def __init__(self, authenticator: Authenticator, audit: AuditLog, stats: RpcStats) -> None:
-        self._authenticator = authenticator
+    def __init__(
+        self,
+        authenticator: Authenticator | None = None,
+        audit: AuditLog | None = None,
+        stats: RpcStats | None = None,
+    ) -> None:
+        """Defaults: every caller let in, no audit lines, statistics kept but not served."""
+        self._authenticator = authenticator or Authenticator({})
         self._audit = audit
-        self._stats = stats
-        self._ids = _RequestIds()
+        self._stats = stats or RpcStats()
 
-    def methods(self, inner: Mapping[str, Behavior]) -> dict[str, Behavior]:
-        """`inner`'s methods, each wrapped; register these."""
-        return {name: self.wrap(name, behavior) for name, behavior in inner.items()}
+    @asynccontextmanager
+    async def call(self, rpc: str, context: ServicerContext) -> AsyncIterator[CallRecord]:
+        """Serve one call of `rpc`: the block does the work and fills in the record it gets.
+
+        A SatchelError raised in the block ends the call with its mapped status.
+        """
+        started = time.perf_counter()
+        self._stats.in_flight += 1
+        metadata = context.invocation_metadata()
+        request_id = _request_id(metadata)
+        record = CallRecord(rpc=rpc, request_id=request_id, peer=context.peer())
+        context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
+        logged_as = request_id_var.set(request_id)
+        try:
+            try:
+                record.caller = self._identify(context, metadata)
+                yield record
+            except SatchelError as error:
+                status = rich_status(error)
+                record.refused(error)
+                _log_refusal(error, status.code)
+                # The line is on record before the caller hears the answer.
+                self._finished(record, status.code.name, started)
+                # abort() replaces trailing metadata already set (the request id): send both.
+                trailing = (*context.trailing_metadata(), *status.trailing_metadata)
+                await context.abort(status.code, status.details, trailing)
+            except BaseException as error:
+                self._finished(record, _status_name(context, error), started)
+                raise
+            else:
+                self._finished(record, _status_name(context, None), started)
+        finally:
+            request_id_var.reset(logged_as)
 
     def _identify(
         self, context: ServicerContext, metadata: grpc.aio.Metadata | None
     ) -> Caller | None:
         authenticator = self._authenticator
+        if not authenticator.required:
+            return None
         authorization = [
             value
             for key, value in metadata or ()
@@ -119,39 +160,9 @@ class CallPipeline:
         sans = cert_sans(context) if authenticator.uses_certificates else []
         return authenticator.identify(authorization, sans)
 
-    def wrap(self, rpc: str, inner: Behavior) -> Behavior:
-        audit, stats, ids = self._audit, self._stats, self._ids
-        authenticating = self._authenticator.required  # else running open: nothing to read
-
-        async def served(request: Any, context: ServicerContext) -> Any:
-            stats.in_flight += 1
-            started = time.perf_counter()
-            metadata = context.invocation_metadata()
-            request_id = _request_id(metadata, ids)
-            record = CallRecord(rpc, request_id, context.peer(), audit)
-            context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
-            opened = open_call(record)
-            # Every log line written while serving the call carries its request id.
-            logged_as = request_id_var.set(request_id)
-            status = _OK
-            try:
-                if authenticating:
-                    try:
-                        record.caller = self._identify(context, metadata)
-                    except Unauthenticated as error:
-                        await abort_with(context, error)
-                reply = await inner(request, context)
-                if context.code() is not None:  # a status set without raising
-                    status = _status_name(context, None)
-                return reply
-            except BaseException as error:
-                status = _status_name(context, error)
-                raise
-            finally:
-                request_id_var.reset(logged_as)
-                close_call(opened)
-                record.settle(status)  # unless abort_with() already did
-                stats.in_flight -= 1
-                stats.finished(rpc, status, time.perf_counter() - started)
-
-        return served
+    def _finished(self, record: CallRecord, status: str, started: float) -> None:
+        """The one place a call's audit line is written and its outcome counted."""
+        if self._audit is not None:
+            self._audit.write(record, status)
+        self._stats.in_flight -= 1
+        self._stats.finished(record.rpc, status, time.perf_counter() - started)

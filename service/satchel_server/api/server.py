@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,16 +17,16 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from satchel_server.api import wire
+from satchel.v1 import token_service_pb2 as pb
+from satchel.v1 import token_service_pb2_grpc as pb_grpc
 from satchel_server.api.reflection import enable_reflection
 from satchel_server.api.servicer import TokenService
-from satchel_server.api.wire import WireBehavior
 from satchel_server.config import ServerSettings, TlsSettings, parse_listen_address
 from satchel_server.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-TOKEN_SERVICE_NAME = wire.SERVICE_NAME
+TOKEN_SERVICE_NAME: str = pb.DESCRIPTOR.services_by_name["TokenService"].full_name
 # "" is the whole server's health, which is what load balancers and
 # `satchel health` ask about by default.
 HEALTH_SERVICE_NAMES = ("", TOKEN_SERVICE_NAME)
@@ -159,14 +159,14 @@ def server_credentials(tls: TlsSettings) -> grpc.ServerCredentials | None:
 
 def build_server(
     settings: ServerSettings,
-    token_methods: Mapping[str, WireBehavior] | None = None,
+    token_service: pb_grpc.TokenServiceServicer | None = None,
     *,
     credentials: grpc.ServerCredentials | None = None,
     ready: Callable[[], bool] | None = None,
 ) -> SatchelServer:
     """Create the server, register every service and bind the listen address.
 
-    `token_methods`: TokenService's methods on the wire (default: an unconfigured
+    `token_service`: the TokenService servicer (default: an unconfigured
     TokenService, which answers FAILED_PRECONDITION).
     `credentials`: TLS (see `server_credentials`); None serves plaintext.
     `ready`: health reports SERVING only once this returns True.
@@ -176,7 +176,7 @@ def build_server(
         # Beyond this, grpc answers RESOURCE_EXHAUSTED at once instead of queueing.
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )
-    wire.register(server, token_methods or TokenService().methods())
+    pb_grpc.add_TokenServiceServicer_to_server(token_service or TokenService(), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if settings.reflection:

@@ -8,20 +8,19 @@ secret reaches either: domain errors never carry secrets in their messages.
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from satchel_server.access.audit import current_call
 from satchel_server.errors import (
     InternalFault,
     InvalidArgument,
+    NotConfigured,
     PermissionDenied,
     RateLimited,
     SatchelError,
@@ -30,18 +29,6 @@ from satchel_server.errors import (
     UpstreamDeadline,
     UpstreamRejected,
     UpstreamUnavailable,
-)
-
-log = logging.getLogger(__name__)
-
-# Refusals by policy: the audit line records each one, so they are not logged again.
-_POLICY_REFUSALS = frozenset(
-    {
-        grpc.StatusCode.INVALID_ARGUMENT,
-        grpc.StatusCode.UNAUTHENTICATED,
-        grpc.StatusCode.PERMISSION_DENIED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-    }
 )
 
 
@@ -76,6 +63,7 @@ STATUS_TABLE: tuple[tuple[type[SatchelError], grpc.StatusCode, str], ...] = (
         grpc.StatusCode.FAILED_PRECONDITION,
         "STS refused Satchel's request for this scope; an operator must fix the cloud set-up",
     ),
+    (NotConfigured, grpc.StatusCode.FAILED_PRECONDITION, ""),  # message names the RPC
     (UpstreamBug, grpc.StatusCode.INTERNAL, "internal error: STS rejected a request parameter"),
     (InternalFault, grpc.StatusCode.INTERNAL, "internal error: the request was refused safely"),
 )
@@ -123,18 +111,3 @@ def rich_status(error: SatchelError) -> grpc.Status:
     )
     converted: grpc.Status = rpc_status.to_status(status)
     return converted
-
-
-async def abort_with(context: grpc.aio.ServicerContext[Any, Any], error: SatchelError) -> NoReturn:
-    """End the RPC with the mapped status; log what operators need (never secrets)."""
-    status = rich_status(error)
-    record = current_call()
-    record.refused(error)
-    if status.code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.FAILED_PRECONDITION):
-        log.error("%s: %s", type(error).__name__, getattr(error, "operator_message", error))
-    elif status.code not in _POLICY_REFUSALS:
-        log.warning("%s: %s", type(error).__name__, error)
-    # abort() replaces trailing metadata already set (the request id): send both.
-    metadata = (*context.trailing_metadata(), *status.trailing_metadata)
-    record.settle(status.code.name)  # before abort() sends the status to the caller
-    await context.abort(status.code, status.details, metadata)

@@ -28,7 +28,11 @@ from satchel_server.doctor.redis_check import check_shared_cache
 from satchel_server.doctor.report import CheckResult, failed, passed, warned
 from satchel_server.errors import SatchelError, UpstreamBug, UpstreamRejected
 from satchel_server.presigning.presigner import Presigner
-from satchel_server.presigning.signing_credentials import ScopeSigner, Signers, player_root
+from satchel_server.presigning.signing_credentials import (
+    ScopeRefresher,
+    ScopeSigningCredentials,
+    player_root,
+)
 from satchel_server.rules.policy import LIST_ACTION, session_policy
 from satchel_server.rules.scopes import (
     Method,
@@ -294,13 +298,15 @@ async def _presigned_get(
     if Permission.READ.value not in scope.permissions:
         return passed(name, "not checked: the scope does not allow read")
     budget = sts_budget(ctx.settings.sts.budget_per_second)
-    signer = ScopeSigner(scope, ctx.sts, budget, ctx.access_key, ctx.clock)
+    signer = ScopeRefresher(scope, ctx.sts, budget, ctx.access_key, ctx.clock)
     try:
         if signer.current is None:
             await signer.refresh()
     except SatchelError as error:
         return failed(name, f"signer credentials: {_describe(error)}", _assume_fix(scope, error))
-    presigner = Presigner({scope.name: scope}, Signers({scope.name: signer}), ctx.clock)
+    presigner = Presigner(
+        {scope.name: scope}, ScopeSigningCredentials({scope.name: signer}), ctx.clock
+    )
     request = PresignRequest(
         scope=scope,
         player_id=PROBE_PLAYER,

@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from satchel_server.credentials.broker import CredentialBroker
 from satchel_server.credentials.budget import Budget
 from satchel_server.credentials.types import Clock, utc_now
-from satchel_server.presigning.signing_credentials import ScopeSigner
+from satchel_server.presigning.signing_credentials import ScopeRefresher
 
 # Latency buckets from a cache hit (~0.5 ms) to an STS call near its timeout.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -162,7 +162,7 @@ class StateCollector(Collector):
         self,
         broker: CredentialBroker,
         budget: Budget,
-        signers: Mapping[str, ScopeSigner],
+        signers: Mapping[str, ScopeRefresher],
         clock: Clock = utc_now,
     ) -> None:
         self._broker = broker

@@ -7,10 +7,9 @@ the credentials that signed it, and is never handed out already dead.
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import NamedTuple
@@ -19,19 +18,18 @@ from urllib.parse import urlsplit
 from satchel_server.config import ScopeSettings
 from satchel_server.credentials.types import Clock, utc_now
 from satchel_server.errors import UpstreamUnavailable
-from satchel_server.presigning.signing_credentials import Signers
+from satchel_server.presigning.signing_credentials import ScopeSigningCredentials
 from satchel_server.rules.scopes import Method, PresignRequest
 from satchel_server.signing import (
-    ObjectUrl,
     OssEndpoint,
     OssRequest,
+    PostForm,
     PostPolicyRequest,
+    PresignedUrl,
     SigningCredentials,
     V4KeyCache,
-    object_url_v4,
     post_form_v1,
     post_form_v4,
-    presign_url_v4,
     presign_v1,
     presign_v4,
 )
@@ -43,54 +41,42 @@ POST_SUCCESS_STATUS = "204"
 # and the response's headers tell the client exactly what to send.
 DEFAULT_PUT_CONTENT_TYPE = "application/octet-stream"
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
-# Signed with nothing but the object (a PUT signs its Content-Type, and forbid_overwrite
-# its header, so those are not plain; PresignRequest only sets forbid_overwrite on writes).
-_PLAIN_URL_METHODS = frozenset((Method.GET, Method.HEAD, Method.DELETE))
 
 
-class Presigned(NamedTuple):
-    """A URL or POST form, and when it stops working.
+class _SignatureVersion(NamedTuple):
+    """How one OSS signature version signs a URL and a POST form."""
 
-    A NamedTuple rather than a frozen dataclass: as immutable, and cheaper to build
-    once per PresignObject call.
-    """
+    url: Callable[[OssRequest, V4KeyCache], PresignedUrl]
+    form: Callable[[PostPolicyRequest, V4KeyCache], PostForm]
 
-    url: str  # carries a signature and a security token
+
+def _url_v1(request: OssRequest, keys: V4KeyCache) -> PresignedUrl:
+    return presign_v1(request)  # V1 derives no key
+
+
+def _form_v1(request: PostPolicyRequest, keys: V4KeyCache) -> PostForm:
+    return post_form_v1(request)  # V1 derives no key
+
+
+# A scope's `presign_signature` -> how it signs.
+SIGNATURE_VERSIONS: Mapping[str, _SignatureVersion] = MappingProxyType(
+    {"v1": _SignatureVersion(_url_v1, _form_v1), "v4": _SignatureVersion(presign_v4, post_form_v4)}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PresignedObject:
+    """A URL or POST form, and when it stops working."""
+
+    url: str = field(repr=False)  # carries a signature and a security token
     method: Method
     headers: Mapping[str, str]
-    form_fields: Mapping[str, str]
+    form_fields: Mapping[str, str] = field(repr=False)  # carry the signature and the token
     expires_at: int  # epoch seconds
 
     @property
     def expiration(self) -> datetime:
-        return _moment(self.expires_at)
-
-    def __repr__(self) -> str:
-        # The URL and the form fields carry the signature and the security token.
-        return (
-            f"Presigned(method={self.method!r}, headers={dict(self.headers)!r}, "
-            f"expires_at={self.expires_at})"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class PresignPlan:
-    """A validated request, and the part of its signing that never changes.
-
-    For a URL with nothing but the object to sign (V4 GET, HEAD, DELETE), that is
-    the URL made ready: its encoded key, host and canonical request's head. The
-    servicer keeps a plan with each request it sees repeated, so a player asking
-    again is signed without encoding and checking the key again.
-    """
-
-    request: PresignRequest
-    object_url: ObjectUrl | None = None
-
-
-@functools.lru_cache(maxsize=1024)
-def _moment(epoch_seconds: int) -> datetime:
-    """An expiry as a datetime: many URLs signed within a second share it."""
-    return datetime.fromtimestamp(epoch_seconds, UTC)
+        return datetime.fromtimestamp(self.expires_at, UTC)
 
 
 def endpoint_of(scope: ScopeSettings) -> OssEndpoint:
@@ -100,58 +86,34 @@ def endpoint_of(scope: ScopeSettings) -> OssEndpoint:
 
 class Presigner:
     def __init__(
-        self, scopes: Mapping[str, ScopeSettings], signers: Signers, clock: Clock = utc_now
+        self,
+        scopes: Mapping[str, ScopeSettings],
+        credentials: ScopeSigningCredentials,
+        clock: Clock = utc_now,
     ):
         self._endpoints = {name: endpoint_of(scope) for name, scope in scopes.items()}
-        self._signers = signers
+        self._credentials = credentials
         self._clock = clock
         # Derived V4 keys, per (access key, day, region): one HMAC chain per day, not per URL.
         self._v4_keys = V4KeyCache()
 
     @property
     def ready(self) -> bool:
-        return self._signers.ready
+        return self._credentials.ready
 
-    def plan(self, request: PresignRequest) -> PresignPlan:
+    def presign(self, request: PresignRequest) -> PresignedObject:
         scope = request.scope
-        plain = request.method in _PLAIN_URL_METHODS and not request.forbid_overwrite
-        if scope.presign_signature == "v4" and plain:
-            # No header to sign: the plain URL, made ready once.
-            url = object_url_v4(
-                request.method,
-                scope.bucket,
-                request.key,
-                region=scope.region,
-                endpoint=self._endpoints[scope.name],
-            )
-            return PresignPlan(request, url)
-        return PresignPlan(request)
-
-    def presign(self, request: PresignRequest | PresignPlan) -> Presigned:
-        plan = request if isinstance(request, PresignPlan) else self.plan(request)
-        request = plan.request
-        scope = request.scope
-        signer = self._signers.for_scope(scope.name)
+        held = self._credentials.for_scope(scope.name)
         now = self._clock()
         lifetime = request.expires_seconds
-        usable = signer.usable_seconds(now)
+        usable = held.usable_seconds(now)
         if usable is not None:
             lifetime = min(lifetime, math.floor(usable))
         if lifetime < 1:
             raise UpstreamUnavailable("presigning credentials are expiring and not yet renewed")
-        if plan.object_url is not None:
-            signed = presign_url_v4(
-                plan.object_url,
-                credentials=signer.credentials,
-                now=now,
-                expires=lifetime,
-                cache=self._v4_keys,
-            )
-            return Presigned(
-                signed.url, request.method, _NO_HEADERS, _NO_HEADERS, signed.expires_at
-            )
+        version = SIGNATURE_VERSIONS[scope.presign_signature]
         if request.method is Method.POST:
-            return self._post(request, signer.credentials, now, lifetime)
+            return self._post(request, version, held.credentials, now, lifetime)
         headers: dict[str, str] = {}
         if request.method is Method.PUT:
             headers["Content-Type"] = request.content_type or DEFAULT_PUT_CONTENT_TYPE
@@ -161,18 +123,15 @@ class Presigner:
             method=request.method,
             bucket=scope.bucket,
             key=request.key,
-            credentials=signer.credentials,
+            credentials=held.credentials,
             now=now,
             headers=headers,
             region=scope.region,
             expires=lifetime,
             endpoint=self._endpoints[scope.name],
         )
-        if scope.presign_signature == "v4":
-            signed = presign_v4(oss_request, self._v4_keys)
-        else:
-            signed = presign_v1(oss_request)
-        return Presigned(
+        signed = version.url(oss_request, self._v4_keys)
+        return PresignedObject(
             url=signed.url,
             method=request.method,
             headers=dict(signed.signed_headers),
@@ -183,10 +142,11 @@ class Presigner:
     def _post(
         self,
         request: PresignRequest,
+        version: _SignatureVersion,
         credentials: SigningCredentials,
         now: datetime,
         lifetime: int,
-    ) -> Presigned:
+    ) -> PresignedObject:
         scope = request.scope
         assert request.max_size is not None  # validation sets it for POST
         policy_request = PostPolicyRequest(
@@ -201,16 +161,12 @@ class Presigner:
             region=scope.region,
             endpoint=self._endpoints[scope.name],
         )
-        if scope.presign_signature == "v4":
-            form = post_form_v4(policy_request, self._v4_keys)
-        else:
-            form = post_form_v1(policy_request)
+        form = version.form(policy_request, self._v4_keys)
         assert form.url is not None  # an endpoint was given
-        fields = {**form.fields, "success_action_status": POST_SUCCESS_STATUS}
-        return Presigned(
+        return PresignedObject(
             url=form.url,
             method=Method.POST,
             headers=_NO_HEADERS,
-            form_fields=fields,
+            form_fields={**form.fields, "success_action_status": POST_SUCCESS_STATUS},
             expires_at=form.expires_at,
         )

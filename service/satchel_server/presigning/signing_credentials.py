@@ -48,7 +48,7 @@ RETRY_PAUSE_SECONDS = (1.0, 30.0)
 
 
 @dataclass(frozen=True, slots=True)
-class Signer:
+class HeldCredentials:
     """Credentials to sign with, and when they stop working (None: never)."""
 
     credentials: SigningCredentials
@@ -66,7 +66,9 @@ def player_root(scope: ScopeSettings) -> str:
     return scope.prefix_template.split(PLAYER_PLACEHOLDER, 1)[0]
 
 
-class ScopeSigner:
+class ScopeRefresher:
+    """One scope's signing credentials: fetched, then refreshed ahead in the background."""
+
     def __init__(
         self,
         scope: ScopeSettings,
@@ -82,20 +84,19 @@ class ScopeSigner:
         self._budget = budget
         self._clock = clock
         self._shared: SharedCache = shared or LocalOnly()
-        self._current: Signer | None = None
+        self._current: HeldCredentials | None = None
         self._rng = random.Random()  # noqa: S311 - jitter, not secrets
-        self.refreshes = 0
         if scope.sign_with_access_key:
             if access_key is None:
                 raise ValueError(
                     f"scope {scope.name} signs with a long-lived AccessKey: none given"
                 )
-            self._current = Signer(
+            self._current = HeldCredentials(
                 SigningCredentials(access_key.access_key_id, access_key.access_key_secret), None
             )
 
     @property
-    def current(self) -> Signer | None:
+    def current(self) -> HeldCredentials | None:
         return self._current
 
     def refresh_due_in(self) -> float:
@@ -145,11 +146,10 @@ class ScopeSigner:
             deadline=deadline,
         )
         creds = result.credentials
-        self._current = Signer(
+        self._current = HeldCredentials(
             SigningCredentials(creds.access_key_id, creds.access_key_secret, creds.security_token),
             creds.expiration,
         )
-        self.refreshes += 1
         log.info(
             "scope %s: signer credentials %s valid until %s (%s)",
             scope.name,
@@ -184,14 +184,14 @@ class ScopeSigner:
                 await asyncio.sleep(wait)
 
 
-class Signers:
-    """One ScopeSigner per scope, with their background refresh tasks."""
+class ScopeSigningCredentials:
+    """Every scope's signing credentials: one ScopeRefresher per scope, and their tasks."""
 
-    def __init__(self, signers: Mapping[str, ScopeSigner]) -> None:
+    def __init__(self, signers: Mapping[str, ScopeRefresher]) -> None:
         self._signers = dict(signers)
         self._tasks: list[asyncio.Task[None]] = []
 
-    def for_scope(self, name: str) -> Signer:
+    def for_scope(self, name: str) -> HeldCredentials:
         signer = self._signers[name].current
         if signer is None:
             raise UpstreamUnavailable("presigning credentials are not ready yet", 1.0)

@@ -8,9 +8,6 @@ Values
     :class:`SignedHeaders`, :class:`PresignedUrl`, :class:`V4KeyCache`.
 OSS V1 / V4 (modules ``oss_v1``, ``oss_v4``; each has ``sign_header`` and ``presign``)
     :func:`presign_v1`, :func:`presign_v4`, :func:`sign_header_v1`, :func:`sign_header_v4`;
-    :func:`presign_object_v4` (presign_v4 of a plain object URL, without an OssRequest),
-    or in two steps for a URL signed again and again: :func:`object_url_v4` once
-    (-> :class:`ObjectUrl`), then :func:`presign_url_v4` per URL;
     the V4 steps ``oss_v4.canonical_request`` / ``string_to_sign`` / ``signature``.
 PostObject
     :class:`PostPolicyRequest`, :class:`PostForm`, :func:`post_form_v1`, :func:`post_form_v4`.
@@ -30,11 +27,7 @@ from .errors import Reason, SigningError, VerificationError
 from .keys import SigningCredentials, V4KeyCache
 from .oss_v1 import presign as presign_v1
 from .oss_v1 import sign_header as sign_header_v1
-from .oss_v4 import ObjectUrl
-from .oss_v4 import object_url as object_url_v4
 from .oss_v4 import presign as presign_v4
-from .oss_v4 import presign_object as presign_object_v4
-from .oss_v4 import presign_url as presign_url_v4
 from .oss_v4 import sign_header as sign_header_v4
 from .post_policy import PostForm, PostPolicyRequest, post_form_v1, post_form_v4
 from .request import OssEndpoint, OssRequest, PresignedUrl, SignedHeaders
@@ -62,7 +55,6 @@ __all__ = [
     "Acs3Request",
     "Acs3Signed",
     "CredentialLookup",
-    "ObjectUrl",
     "OssEndpoint",
     "OssRequest",
     "OssV1Auth",
@@ -82,14 +74,11 @@ __all__ = [
     "StsVerified",
     "V4KeyCache",
     "VerificationError",
-    "object_url_v4",
     "parse_acs3_authorization",
     "parse_oss_authorization",
     "parse_oss_query",
     "post_form_v1",
     "post_form_v4",
-    "presign_object_v4",
-    "presign_url_v4",
     "presign_v1",
     "presign_v4",
     "sign_acs3",

@@ -20,7 +20,11 @@ from satchel_server.config import AccessKey
 from satchel_server.credentials.budget import TokenBucket
 from satchel_server.errors import InvalidArgument, UpstreamUnavailable
 from satchel_server.presigning.presigner import Presigner
-from satchel_server.presigning.signing_credentials import ScopeSigner, Signer, Signers
+from satchel_server.presigning.signing_credentials import (
+    HeldCredentials,
+    ScopeRefresher,
+    ScopeSigningCredentials,
+)
 from satchel_server.rules.scopes import Method, validate_presign_request
 from satchel_server.signing import SigningCredentials
 
@@ -31,17 +35,17 @@ SCOPE = make_scope()
 KEY = AccessKey("LTAI-ram-user", "ram-secret")
 
 
-class FixedSigner(ScopeSigner):
-    """A ScopeSigner whose credentials are set by the test, never fetched."""
+class FixedRefresher(ScopeRefresher):
+    """A ScopeRefresher whose credentials are set by the test, never fetched."""
 
-    def __init__(self, scope, signer: Signer | None) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, scope, signer: HeldCredentials | None) -> None:  # type: ignore[no-untyped-def]
         super().__init__(scope, ScriptedSts(FakeClock()), TokenBucket(1), KEY)
         self._current = signer
 
 
 def presigner_for(scope, expires_in: float | None, clock=lambda: NOW) -> Presigner:  # type: ignore[no-untyped-def]
-    signer = Signer(CREDS, NOW + timedelta(seconds=expires_in)) if expires_in else None
-    signers = Signers({scope.name: FixedSigner(scope, signer)})
+    signer = HeldCredentials(CREDS, NOW + timedelta(seconds=expires_in)) if expires_in else None
+    signers = ScopeSigningCredentials({scope.name: FixedRefresher(scope, signer)})
     return Presigner({scope.name: scope}, signers, clock)
 
 
@@ -84,8 +88,8 @@ def test_no_signer_yet_is_unavailable() -> None:
 
 def test_the_ram_users_own_key_signs_for_the_full_lifetime() -> None:
     scope = make_scope(sign_with_access_key=True)
-    signers = Signers(
-        {scope.name: ScopeSigner(scope, ScriptedSts(FakeClock()), TokenBucket(1), KEY)}
+    signers = ScopeSigningCredentials(
+        {scope.name: ScopeRefresher(scope, ScriptedSts(FakeClock()), TokenBucket(1), KEY)}
     )
     presigned = Presigner({scope.name: scope}, signers, lambda: NOW).presign(
         request(scope, expires_seconds=1800)
@@ -127,38 +131,22 @@ def test_v4_urls_equal_what_the_official_sdks_sign(method: str, addressing: str)
     assert sorted(parse_qsl(mine.query)) == sorted(parse_qsl(theirs.query))
 
 
-def test_a_plan_is_signed_afresh_with_each_calls_time_and_credentials() -> None:
+def test_each_url_is_signed_with_the_calls_time_and_the_credentials_held_then() -> None:
     times = [NOW]
-    signer = FixedSigner(SCOPE, Signer(CREDS, NOW + timedelta(hours=1)))
-    presigner = Presigner({SCOPE.name: SCOPE}, Signers({SCOPE.name: signer}), lambda: times[0])
+    signer = FixedRefresher(SCOPE, HeldCredentials(CREDS, NOW + timedelta(hours=1)))
+    presigner = Presigner(
+        {SCOPE.name: SCOPE}, ScopeSigningCredentials({SCOPE.name: signer}), lambda: times[0]
+    )
     asked = request(expires_seconds=900)
-    plan = presigner.plan(asked)
-    assert plan.object_url is not None  # a V4 GET: the URL is made ready once
-    first = presigner.presign(plan)
+    first = presigner.presign(asked)
     times[0] = NOW + timedelta(seconds=7)
     renewed = SigningCredentials("STS.renewed", "renewed-secret", "renewed-token")
-    signer._current = Signer(renewed, NOW + timedelta(hours=1))
-    second = presigner.presign(plan)
-    assert second == presigner.presign(asked)  # the plan signs as the request itself does
+    signer._current = HeldCredentials(renewed, NOW + timedelta(hours=1))
+    second = presigner.presign(asked)
     assert second.url != first.url
     assert second.expires_at == first.expires_at + 7
     assert "x-oss-credential=STS.renewed%2F" in second.url
     assert "x-oss-security-token=renewed-token" in second.url
-
-
-@pytest.mark.parametrize(
-    ("scope", "asked"),
-    [
-        (SCOPE, {"method": Method.PUT}),
-        (SCOPE, {"method": Method.POST}),
-        (make_scope(presign_signature="v1"), {"method": Method.GET}),
-    ],
-)
-def test_only_plain_v4_urls_are_planned_ahead(scope, asked) -> None:  # type: ignore[no-untyped-def]
-    presigner = presigner_for(scope, 3600)
-    plan = presigner.plan(request(scope, **asked))
-    assert plan.object_url is None
-    assert presigner.presign(plan) == presigner.presign(plan.request)
 
 
 def test_v1_urls_equal_what_oss2_signs() -> None:
@@ -244,7 +232,7 @@ async def test_signer_refreshes_ahead_of_need_and_never_lists() -> None:
     clock = FakeClock()
     sts = ScriptedSts(clock, delay=0)
     scope = dataclasses.replace(SCOPE, signer_ttl_seconds=3600, presign_expires_max_seconds=1800)
-    signer = ScopeSigner(scope, sts, TokenBucket(100), KEY, clock)
+    signer = ScopeRefresher(scope, sts, TokenBucket(100), KEY, clock)
     await signer.refresh()
     (call,) = sts.calls
     assert call.duration_seconds == 3600
@@ -256,7 +244,7 @@ async def test_signer_refreshes_ahead_of_need_and_never_lists() -> None:
     runner = asyncio.create_task(signer.run())
     for _ in range(50):
         await asyncio.sleep(0)
-        if signer.refreshes == 2:
+        if signer.refresh_due_in() > 0:  # the second refresh has landed
             break
     runner.cancel()
     assert len(sts.calls) == 2

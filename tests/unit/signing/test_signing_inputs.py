@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import hmac
 import pickle
@@ -12,8 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from satchel_server.signing import (
     Acs3Request,
@@ -24,10 +21,7 @@ from satchel_server.signing import (
     SigningCredentials,
     SigningError,
     V4KeyCache,
-    object_url_v4,
     post_form_v4,
-    presign_object_v4,
-    presign_url_v4,
     presign_v1,
     presign_v4,
     sign_acs3,
@@ -287,74 +281,3 @@ def test_credentials_copy_after_use() -> None:
     for clone in (copy.copy(creds), copy.deepcopy(creds), pickle.loads(pickle.dumps(creds))):
         assert clone == creds
         assert presign_v4(_req(credentials=clone)).url == presign_v4(_req(credentials=creds)).url
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    key=st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=60),
-    method=st.sampled_from(["GET", "HEAD", "DELETE", "PUT"]),
-    expires=st.integers(1, 604_800),
-    seconds=st.integers(0, 10**9),
-    token=st.sampled_from([TOKEN, None, "tok/en+with=odd&chars"]),
-    path_style=st.booleans(),
-)
-def test_presign_object_equals_presign_of_the_same_request(
-    key: str, method: str, expires: int, seconds: int, token: str | None, path_style: bool
-) -> None:
-    creds = SigningCredentials("AKID", SECRET, token)
-    now = NOW + timedelta(seconds=seconds)
-    endpoint = OssEndpoint("oss-cn-hangzhou.aliyuncs.com", path_style=path_style)
-    request = _req(method=method, key=key, credentials=creds, now=now, expires=expires)
-    request = dataclasses.replace(request, endpoint=endpoint)
-    plain = presign_object_v4(
-        method,
-        "bkt",
-        key,
-        credentials=creds,
-        now=now,
-        expires=expires,
-        region="cn-hangzhou",
-        endpoint=endpoint,
-    )
-    assert plain == presign_v4(request)
-
-
-def test_an_object_url_signs_again_as_a_fresh_presign_would() -> None:
-    endpoint = OssEndpoint("oss-cn-hangzhou.aliyuncs.com")
-    url = object_url_v4("GET", "bkt", "players/p1/a b.bin", region="cn-hangzhou", endpoint=endpoint)
-    for shift, creds in ((0, CREDS), (86_400 + 5, SigningCredentials("AKID2", "other", None))):
-        now = NOW + timedelta(seconds=shift)
-        again = presign_url_v4(url, credentials=creds, now=now, expires=60)
-        request = _req(key="players/p1/a b.bin", credentials=creds, now=now, expires=60)
-        assert again == presign_v4(dataclasses.replace(request, endpoint=endpoint))
-
-
-@pytest.mark.parametrize(
-    ("change", "field"),
-    [
-        ({"method": "get"}, "method"),
-        ({"bucket": "Not_A_Bucket"}, "bucket"),
-        ({"key": ""}, "key"),
-        ({"key": "x" * 1024}, "key"),
-        ({"region": ""}, "region"),
-        ({"expires": 0}, "expires"),
-        ({"expires": 604_801}, "expires"),
-        ({"now": datetime(2024, 5, 6)}, "now"),
-    ],
-)
-def test_presign_object_checks_what_an_oss_request_would(
-    change: dict[str, Any], field: str
-) -> None:
-    arguments: dict[str, Any] = {
-        "method": "GET",
-        "bucket": "bkt",
-        "key": "players/p1/save.bin",
-        "credentials": CREDS,
-        "now": NOW,
-        "expires": 900,
-        "region": "cn-hangzhou",
-        "endpoint": OssEndpoint("oss-cn-hangzhou.aliyuncs.com"),
-    } | change
-    with pytest.raises(SigningError) as raised:
-        presign_object_v4(**arguments)
-    assert raised.value.field == field
