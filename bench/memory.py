@@ -27,7 +27,8 @@ from satchel_server.credentials.broker import AssumeRoleRequest, AssumeRoleResul
 from satchel_server.credentials.budget import TokenBucket
 from satchel_server.credentials.types import TemporaryCredentials
 from satchel_server.emulator.runner import Emulator
-from satchel_server.rules.scopes import Permission, validate_token_request
+from satchel_server.rules.scopes import validate_token_request
+from satchel_server.vocabulary import PlayerPermission
 from satchel_server.wiring import dev_settings
 
 TARGET_BYTES = 3 * 1024
@@ -77,7 +78,7 @@ async def _fill(players: int) -> dict[str, Any]:
             settings.scopes,
             scope_name="",
             player_id=player,
-            permissions=[Permission.READ],
+            permissions=[PlayerPermission.READ],
             ttl_seconds=None,
         )
         await broker.credentials_for(request, deadline=None)

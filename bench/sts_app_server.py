@@ -23,7 +23,7 @@ from aliyunsdkcore.client import AcsClient
 from aliyunsdksts.request.v20150401.AssumeRoleRequest import AssumeRoleRequest
 
 from satchel_server.rules.policy import session_policy
-from satchel_server.rules.scopes import Permission
+from satchel_server.vocabulary import PlayerPermission
 
 PLAYER_ID = re.compile(r"[A-Za-z0-9_-]{1,48}")
 KEY = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*")
@@ -53,7 +53,7 @@ def assume_role(config: AppServerConfig, client: AcsClient, player: str) -> dict
     request.set_RoleArn(config.role_arn)
     request.set_RoleSessionName(f"player-{player}")
     prefix = f"players/{player}/"
-    request.set_Policy(session_policy(config.bucket, prefix, [Permission.READ], 2048))
+    request.set_Policy(session_policy(config.bucket, prefix, [PlayerPermission.READ], 2048))
     request.set_DurationSeconds(3600)
     answer: dict[str, dict[str, Any]] = json.loads(client.do_action_with_exception(request))
     return answer["Credentials"]

@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from satchel_server.errors import ConfigError
+from satchel_server.signing.request import BUCKET_NAME
+from satchel_server.signing.timefmt import MAX_EXPIRES
+from satchel_server.vocabulary import METHOD_NAMES, PERMISSION_NAMES
 
 CONFIG_PATH_ENV = "SATCHEL_CONFIG"
 ACCESS_KEY_ID_ENV = "ALIBABA_CLOUD_ACCESS_KEY_ID"
@@ -142,11 +145,9 @@ class LogSettings:
     format: str = _setting("json", _one_of("json", "text"))
 
 
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 _REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 _ROLE_ARN = re.compile(r"acs:ram::\d+:role/[A-Za-z0-9._-]{1,64}")
 _ENDPOINT = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?")
-_PERMISSION_NAMES = ("read", "write", "list", "delete")
 PLAYER_PLACEHOLDER = "{player_id}"
 STS_MIN_DURATION_SECONDS = 900  # AssumeRole refuses a shorter DurationSeconds
 # A presigned URL dies this long before the credentials that signed it, so clock
@@ -185,9 +186,9 @@ def _check_pattern(value: str) -> str | None:
 
 
 def _check_permissions(value: tuple[str, ...]) -> str | None:
-    unknown = sorted(set(value) - set(_PERMISSION_NAMES))
+    unknown = sorted(set(value) - set(PERMISSION_NAMES))
     if unknown:
-        return f"unknown permission {unknown[0]!r} (known: {', '.join(_PERMISSION_NAMES)})"
+        return f"unknown permission {unknown[0]!r} (known: {', '.join(PERMISSION_NAMES)})"
     return None
 
 
@@ -250,7 +251,7 @@ class ScopeSettings:
 
     name: str
     # OSS bucket that holds the player folders.
-    bucket: str = _setting(dataclasses.MISSING, _matches(_BUCKET, "my-game-saves"))
+    bucket: str = _setting(dataclasses.MISSING, _matches(BUCKET_NAME, "my-game-saves"))
     # OSS region id, for example cn-hangzhou.
     region: str = _setting(dataclasses.MISSING, _matches(_REGION, "cn-hangzhou"))
     # The RAM role Satchel assumes for this scope.
@@ -268,7 +269,7 @@ class ScopeSettings:
     # The ExternalId the role's trust policy demands, if any.
     external_id: str = _setting("")
     # What callers may ask for in this scope, and what they get when they ask for nothing.
-    permissions: tuple[str, ...] = _setting(_PERMISSION_NAMES, _check_permissions)
+    permissions: tuple[str, ...] = _setting(PERMISSION_NAMES, _check_permissions)
     default_permissions: tuple[str, ...] = _setting(("read",), _check_permissions)
     # Credential lifetime bounds in seconds; never below STS's 900.
     ttl_min_seconds: int = _setting(900, _between(STS_MIN_DURATION_SECONDS, 43200))
@@ -282,8 +283,8 @@ class ScopeSettings:
     # PresignObject: how URLs and POST forms are signed and how long they may live.
     # v4 (OSS4-HMAC-SHA256, the default) or v1 (HMAC-SHA1, for old clients).
     presign_signature: str = _setting("v4", _one_of("v4", "v1"))
-    presign_expires_default_seconds: int = _setting(900, _between(1, 604800))
-    presign_expires_max_seconds: int = _setting(1800, _between(1, 604800))
+    presign_expires_default_seconds: int = _setting(900, _between(1, MAX_EXPIRES))
+    presign_expires_max_seconds: int = _setting(1800, _between(1, MAX_EXPIRES))
     # POST uploads: the size cap when a request gives none, and the most a request may ask.
     post_max_size_default_bytes: int = _setting(10 * 1024 * 1024, _between(1, 5 * 1024**3))
     post_max_size_cap_bytes: int = _setting(100 * 1024 * 1024, _between(1, 5 * 1024**3))
@@ -436,7 +437,6 @@ class AuditSettings:
     output: str = _setting("stdout", lambda v: None if v else "must not be empty")
 
 
-METHOD_NAMES = ("GET", "PUT", "HEAD", "DELETE", "POST")
 BEARER_KEY_ENTRY = re.compile(r"[0-9a-f]{16}:sha256:[0-9a-f]{64}")
 
 
@@ -527,10 +527,6 @@ class Settings:
     session_name_key: bytes | None = field(default=None, repr=False)
     # Where the settings came from, for the start-up log line.
     source: str = "defaults"
-
-    @property
-    def default_scope(self) -> ScopeSettings | None:
-        return next((s for s in self.scopes.values() if s.default), None)
 
 
 # The single-table sections, by name (scopes and callers hold one table per name).

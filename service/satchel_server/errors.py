@@ -7,13 +7,13 @@ a secret: secrets live only in fields marked repr=False.
 from __future__ import annotations
 
 
-class SatchelError(Exception):
+class DomainError(Exception):
     """Base of every error Satchel raises on purpose."""
 
     retryable: bool = False
 
 
-class ConfigError(SatchelError):
+class ConfigError(DomainError):
     """The configuration cannot be used. Names the offending key and the problem."""
 
     def __init__(self, key: str, problem: str) -> None:
@@ -22,7 +22,7 @@ class ConfigError(SatchelError):
         self.problem = problem
 
 
-class InvalidArgument(SatchelError):
+class InvalidArgument(DomainError):
     """A request field breaks a rule. Reported to the caller with the field's name."""
 
     def __init__(self, field: str, rule: str) -> None:
@@ -31,11 +31,11 @@ class InvalidArgument(SatchelError):
         self.rule = rule
 
 
-class InternalFault(SatchelError):
+class InternalFault(DomainError):
     """Satchel caught itself about to do something wrong and stopped (fail closed)."""
 
 
-class NotConfigured(SatchelError):
+class NotConfigured(DomainError):
     """An RPC this server was started without the means to serve (no scopes, no STS access)."""
 
     def __init__(self, rpc: str) -> None:
@@ -53,7 +53,7 @@ class PolicyTooLarge(InternalFault):
         self.cap = cap
 
 
-class UpstreamUnavailable(SatchelError):
+class UpstreamUnavailable(DomainError):
     """STS is throttling, failing or unreachable, or our own STS budget is spent."""
 
     retryable = True
@@ -64,13 +64,13 @@ class UpstreamUnavailable(SatchelError):
         self.retry_after_seconds = retry_after_seconds
 
 
-class UpstreamDeadline(SatchelError):
+class UpstreamDeadline(DomainError):
     """The caller's deadline ran out before STS answered."""
 
     retryable = True
 
 
-class UpstreamRejected(SatchelError):
+class UpstreamRejected(DomainError):
     """STS refused for a reason an operator must fix (role, trust, key, clock).
 
     `operator_message` may name the upstream code; the message sent to callers
@@ -83,7 +83,7 @@ class UpstreamRejected(SatchelError):
         self.operator_message = operator_message
 
 
-class UpstreamBug(SatchelError):
+class UpstreamBug(DomainError):
     """STS said our request was malformed (InvalidParameter.*): a Satchel bug."""
 
     def __init__(self, code: str) -> None:
@@ -91,7 +91,7 @@ class UpstreamBug(SatchelError):
         self.code = code
 
 
-class Unauthenticated(SatchelError):
+class Unauthenticated(DomainError):
     """The caller's credentials are missing or bad.
 
     `reason` is for the audit log only; the caller is told nothing about which
@@ -103,11 +103,11 @@ class Unauthenticated(SatchelError):
         self.reason = reason
 
 
-class PermissionDenied(SatchelError):
+class PermissionDenied(DomainError):
     """An authenticated caller asked for something its grants do not cover."""
 
 
-class RateLimited(SatchelError):
+class RateLimited(DomainError):
     """A caller's or a player's request rate is over its configured limit."""
 
     retryable = True

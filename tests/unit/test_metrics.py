@@ -20,7 +20,7 @@ from satchel_server.access.callers import Authenticator
 from satchel_server.api.pipeline import CallPipeline
 from satchel_server.api.servicer import TokenService
 from satchel_server.config import AccessKey, CacheSettings
-from satchel_server.credentials.broker import CredentialBroker, LocalOnly
+from satchel_server.credentials.broker import CredentialBroker, NoSharedCache
 from satchel_server.credentials.budget import TokenBucket
 from satchel_server.observability.metrics import (
     Metrics,
@@ -29,7 +29,8 @@ from satchel_server.observability.metrics import (
     sts_outcome_label,
 )
 from satchel_server.presigning.signing_credentials import ScopeRefresher
-from satchel_server.rules.scopes import Permission, TokenRequest
+from satchel_server.rules.scopes import TokenRequest
+from satchel_server.vocabulary import PlayerPermission
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
@@ -93,7 +94,7 @@ async def test_state_collector_reads_cache_budget_and_signers_at_scrape_time() -
     scope = make_scope()
     signer = ScopeRefresher(scope, sts, budget, AccessKey("LTAI-id", "secret"), clock)
     await signer.refresh()
-    request = TokenRequest(scope, "p1", "players/p1/", frozenset({Permission.READ}), 3600)
+    request = TokenRequest(scope, "p1", "players/p1/", frozenset({PlayerPermission.READ}), 3600)
     await broker.credentials_for(request, deadline=None)
     await broker.credentials_for(request, deadline=None)
     metrics = new_metrics()
@@ -108,7 +109,7 @@ async def test_state_collector_reads_cache_budget_and_signers_at_scrape_time() -
     assert 47 <= tokens <= 50
 
 
-class _SharedDown(LocalOnly):
+class _SharedDown(NoSharedCache):
     up: bool | None = False
 
 

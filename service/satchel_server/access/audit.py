@@ -23,11 +23,11 @@ from typing import Any, TextIO
 
 from satchel_server.access.callers import Caller
 from satchel_server.config import AuditSettings
-from satchel_server.errors import ConfigError, SatchelError, Unauthenticated
+from satchel_server.errors import ConfigError, DomainError, Unauthenticated
 from satchel_server.rules.scopes import PresignRequest, TokenRequest, permission_names
 
 # Statuses that are a refusal by policy rather than a failure to serve.
-_DENIED = frozenset(
+REFUSAL_STATUSES = frozenset(
     {"UNAUTHENTICATED", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "INVALID_ARGUMENT"}
 )
 
@@ -44,7 +44,7 @@ def _utc_millis(moment: datetime) -> str:
 def _outcome(status: str) -> str:
     if status == "OK":
         return "allowed"
-    return "denied" if status in _DENIED else "failed"
+    return "denied" if status in REFUSAL_STATUSES else "failed"
 
 
 @dataclass(slots=True)
@@ -88,7 +88,7 @@ class CallRecord:
         self.sts_request_id = sts_request_id
         self.from_cache = from_cache
 
-    def refused(self, error: SatchelError) -> None:
+    def refused(self, error: DomainError) -> None:
         # For operators: why. Unauthenticated's reason never reaches the caller.
         self.reason = error.reason if isinstance(error, Unauthenticated) else str(error)
 
@@ -116,7 +116,7 @@ class CallRecord:
             "expiration": None if self.expiration is None else _utc_millis(self.expiration),
             "from_cache": self.from_cache,
         }
-        return json.dumps(fields, separators=(",", ":"))
+        return json.dumps(fields)
 
 
 class AuditLog:

@@ -28,10 +28,10 @@ from typing import Any
 
 import grpc
 
-from satchel_server.access.audit import AuditLog, CallRecord
+from satchel_server.access.audit import REFUSAL_STATUSES, AuditLog, CallRecord
 from satchel_server.access.callers import Authenticator, Caller
 from satchel_server.api.status import rich_status
-from satchel_server.errors import SatchelError
+from satchel_server.errors import DomainError
 from satchel_server.observability.logs import request_id_var
 from satchel_server.observability.metrics import RpcStats
 
@@ -46,15 +46,6 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:+=/-]{1,128}")
 # The certificate SANs gRPC reports for a verified client certificate.
 _SAN_PROPERTIES = ("peer_uri", "peer_dns")
 _CODE_NAMES = {status.value[0]: status.name for status in grpc.StatusCode}
-# Refusals by policy: the audit line records each one, so they are not logged again.
-_POLICY_REFUSALS = frozenset(
-    {
-        grpc.StatusCode.INVALID_ARGUMENT,
-        grpc.StatusCode.UNAUTHENTICATED,
-        grpc.StatusCode.PERMISSION_DENIED,
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-    }
-)
 
 
 def _request_id(metadata: grpc.aio.Metadata | None) -> str:
@@ -90,11 +81,11 @@ def _status_name(context: ServicerContext, error: BaseException | None) -> str:
     return grpc.StatusCode.UNKNOWN.name
 
 
-def _log_refusal(error: SatchelError, code: grpc.StatusCode) -> None:
+def _log_refusal(error: DomainError, code: grpc.StatusCode) -> None:
     """What operators need to know about a failed call (never a secret)."""
     if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.FAILED_PRECONDITION):
         log.error("%s: %s", type(error).__name__, getattr(error, "operator_message", error))
-    elif code not in _POLICY_REFUSALS:
+    elif code.name not in REFUSAL_STATUSES:  # the audit line records a refusal already
         log.warning("%s: %s", type(error).__name__, error)
 
 
@@ -116,7 +107,7 @@ class CallPipeline:
     async def call(self, rpc: str, context: ServicerContext) -> AsyncIterator[CallRecord]:
         """Serve one call of `rpc`: the block does the work and fills in the record it gets.
 
-        A SatchelError raised in the block ends the call with its mapped status.
+        A DomainError raised in the block ends the call with its mapped status.
         """
         started = time.perf_counter()
         self._stats.in_flight += 1
@@ -129,7 +120,7 @@ class CallPipeline:
             try:
                 record.caller = self._identify(context, metadata)
                 yield record
-            except SatchelError as error:
+            except DomainError as error:
                 status = rich_status(error)
                 record.refused(error)
                 _log_refusal(error, status.code)

@@ -22,37 +22,24 @@ from satchel_server.config import ScopeSettings
 from satchel_server.credentials.broker import CredentialBroker
 from satchel_server.errors import InvalidArgument, NotConfigured
 from satchel_server.presigning.presigner import Presigner
-from satchel_server.rules.scopes import (
-    Method,
-    Permission,
-    validate_presign_request,
-    validate_token_request,
+from satchel_server.rules.scopes import validate_presign_request, validate_token_request
+from satchel_server.vocabulary import (
+    METHOD_FROM_WIRE,
+    PERMISSION_FROM_WIRE,
+    PERMISSION_TO_WIRE,
+    PlayerPermission,
 )
 
-_FROM_PROTO: dict[pb.Permission.ValueType, Permission] = {
-    pb.PERMISSION_READ: Permission.READ,
-    pb.PERMISSION_WRITE: Permission.WRITE,
-    pb.PERMISSION_LIST: Permission.LIST,
-    pb.PERMISSION_DELETE: Permission.DELETE,
-}
-_TO_PROTO = {domain: wire for wire, domain in _FROM_PROTO.items()}
-
-_METHODS: dict[pb.HttpMethod.ValueType, Method] = {
-    pb.HTTP_METHOD_GET: Method.GET,
-    pb.HTTP_METHOD_PUT: Method.PUT,
-    pb.HTTP_METHOD_HEAD: Method.HEAD,
-    pb.HTTP_METHOD_DELETE: Method.DELETE,
-    pb.HTTP_METHOD_POST: Method.POST,
-}
+_KNOWN_PERMISSIONS = ", ".join(pb.Permission.Name(value) for value in PERMISSION_FROM_WIRE)
 
 
-def permissions_from_proto(values: Iterable[pb.Permission.ValueType]) -> list[Permission]:
-    permissions = []
-    for value in values:
-        if value not in _FROM_PROTO:
-            raise InvalidArgument("permissions", f"{value} is not a permission (1-4)")
-        permissions.append(_FROM_PROTO[value])
-    return permissions
+def permissions_from_proto(values: Iterable[pb.Permission.ValueType]) -> list[PlayerPermission]:
+    try:
+        return [PERMISSION_FROM_WIRE[value] for value in values]
+    except KeyError:
+        raise InvalidArgument(
+            "permissions", f"holds a value that is not one of {_KNOWN_PERMISSIONS}"
+        ) from None
 
 
 def deadline_of(context: ServicerContext, cap_seconds: float) -> float:
@@ -132,7 +119,7 @@ class TokenService(pb_grpc.TokenServiceServicer):
                     expiration=expiration,
                 ),
                 location=self._location(validated.scope.name, validated.prefix),
-                permissions=sorted(_TO_PROTO[p] for p in validated.permissions),
+                permissions=sorted(PERMISSION_TO_WIRE[p] for p in validated.permissions),
             )
 
     async def PresignObject(
@@ -147,7 +134,7 @@ class TokenService(pb_grpc.TokenServiceServicer):
                 scope_name=request.scope,
                 player_id=request.player_id,
                 key=request.key,
-                method=_METHODS.get(request.method),
+                method=METHOD_FROM_WIRE.get(request.method),
                 expires_seconds=expires,
                 content_type=request.content_type,
                 max_size=request.max_size,

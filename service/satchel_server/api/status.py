@@ -18,12 +18,12 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from satchel_server.errors import (
+    DomainError,
     InternalFault,
     InvalidArgument,
     NotConfigured,
     PermissionDenied,
     RateLimited,
-    SatchelError,
     Unauthenticated,
     UpstreamBug,
     UpstreamDeadline,
@@ -41,7 +41,7 @@ class Mapped:
 
 
 # (error class, status, what the caller is told). First match wins: subclasses first.
-STATUS_TABLE: tuple[tuple[type[SatchelError], grpc.StatusCode, str], ...] = (
+STATUS_TABLE: tuple[tuple[type[DomainError], grpc.StatusCode, str], ...] = (
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT, ""),  # message is the field's rule
     # The same words whatever was wrong: a probe learns nothing about which part failed.
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED, "missing or invalid caller credentials"),
@@ -69,14 +69,14 @@ STATUS_TABLE: tuple[tuple[type[SatchelError], grpc.StatusCode, str], ...] = (
 )
 
 
-def _row(error: SatchelError) -> tuple[grpc.StatusCode, str]:
+def _row(error: DomainError) -> tuple[grpc.StatusCode, str]:
     for cls, code, message in STATUS_TABLE:
         if isinstance(error, cls):
             return code, message
     return grpc.StatusCode.INTERNAL, "internal error"
 
 
-def map_error(error: SatchelError) -> Mapped:
+def map_error(error: DomainError) -> Mapped:
     code, message = _row(error)
     if isinstance(error, InvalidArgument):
         return Mapped(code, str(error), field=error.field)
@@ -94,7 +94,7 @@ def _packed(message: Any) -> any_pb2.Any:
     return packed
 
 
-def rich_status(error: SatchelError) -> grpc.Status:
+def rich_status(error: DomainError) -> grpc.Status:
     mapped = map_error(error)
     details = []
     if mapped.field is not None and isinstance(error, InvalidArgument):

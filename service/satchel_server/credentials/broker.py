@@ -39,7 +39,8 @@ from satchel_server.credentials.budget import Budget
 from satchel_server.credentials.types import Clock, TemporaryCredentials, utc_now
 from satchel_server.errors import UpstreamDeadline, UpstreamUnavailable
 from satchel_server.rules.policy import player_session_policy
-from satchel_server.rules.scopes import Permission, TokenRequest, role_session_name
+from satchel_server.rules.scopes import TokenRequest, role_session_name
+from satchel_server.vocabulary import PlayerPermission
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,7 @@ class SharedCache(Protocol):
         ...
 
 
-class LocalOnly:
+class NoSharedCache:
     """The default SharedCache: nothing shared, every miss mints."""
 
     up: bool | None = None
@@ -127,7 +128,7 @@ class LocalOnly:
 
 
 # (scope, player, permissions, policy digest, DurationSeconds asked of STS)
-CacheKey = tuple[str, str, frozenset[Permission], str, int]
+CacheKey = tuple[str, str, frozenset[PlayerPermission], str, int]
 Flight = asyncio.Future[tuple[AssumeRoleResult, bool]]
 
 # Asks are grouped by whole minutes: one credential serves every ask of its minute.
@@ -190,7 +191,7 @@ class CredentialBroker:
         self._settings = settings
         self._budget = budget
         self._clock = clock
-        self._shared: SharedCache = shared or LocalOnly()
+        self._shared: SharedCache = shared or NoSharedCache()
         self._session_name_key = session_name_key or secrets.token_bytes(32)
         self._cache: OrderedDict[CacheKey, _Entry] = OrderedDict()
         self._flights: dict[CacheKey, Flight] = {}

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from satchel_server.credentials.types import Clock, utc_now
-from satchel_server.errors import SatchelError, UpstreamUnavailable
+from satchel_server.errors import DomainError, UpstreamUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class Identity:
     expiration: datetime | None = None
 
 
-class IdentityError(SatchelError):
+class IdentityError(DomainError):
     """A source could not yield credentials. The message never holds a secret."""
 
 

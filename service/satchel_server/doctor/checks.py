@@ -26,7 +26,7 @@ from satchel_server.doctor.identity import resolve
 from satchel_server.doctor.oss_probe import OssAnswer, OssProbe
 from satchel_server.doctor.redis_check import check_shared_cache
 from satchel_server.doctor.report import CheckResult, failed, passed, warned
-from satchel_server.errors import SatchelError, UpstreamBug, UpstreamRejected
+from satchel_server.errors import DomainError, UpstreamBug, UpstreamRejected
 from satchel_server.presigning.presigner import Presigner
 from satchel_server.presigning.signing_credentials import (
     ScopeRefresher,
@@ -34,16 +34,11 @@ from satchel_server.presigning.signing_credentials import (
     player_root,
 )
 from satchel_server.rules.policy import LIST_ACTION, session_policy
-from satchel_server.rules.scopes import (
-    Method,
-    Permission,
-    PresignRequest,
-    permission_set,
-    player_prefix,
-)
+from satchel_server.rules.scopes import PresignRequest, permission_set, player_prefix
 from satchel_server.signing import SigningCredentials
 from satchel_server.sts.client import AliyunStsClient
 from satchel_server.sts.http import new_session
+from satchel_server.vocabulary import HttpMethod, PlayerPermission
 
 # Probe players: ids no real player pattern is likely to produce, and valid in any folder.
 PROBE_PLAYER = "satchel-doctor"
@@ -140,7 +135,7 @@ async def _sts_answers_and_clock(
     return [answers, passed("clock", f"within {seconds:.0f} s of STS's Date header")]
 
 
-def _assume_fix(scope: ScopeSettings, error: SatchelError) -> str:
+def _assume_fix(scope: ScopeSettings, error: DomainError) -> str:
     code = getattr(error, "code", "")
     where = f"scopes.{scope.name}"
     if code == "NoPermission":
@@ -167,7 +162,7 @@ def _assume_fix(scope: ScopeSettings, error: SatchelError) -> str:
     return f"see the troubleshooting table in {GUIDE}"
 
 
-def _describe(error: SatchelError) -> str:
+def _describe(error: DomainError) -> str:
     if isinstance(error, UpstreamRejected):
         return error.operator_message
     if isinstance(error, UpstreamBug):
@@ -201,7 +196,7 @@ async def _scope_checks(ctx: _Context, scope: ScopeSettings) -> AsyncIterator[Ch
     policy = session_policy(scope.bucket, prefix, permissions, scope.policy_max_chars)
     try:
         player = await ctx.assume(scope, policy, scope.ttl_max_seconds)
-    except SatchelError as error:
+    except DomainError as error:
         yield failed(f"{label}: AssumeRole", _describe(error), _assume_fix(scope, error))
         return
     external = ", ExternalId accepted" if scope.external_id else ""
@@ -214,7 +209,7 @@ async def _scope_checks(ctx: _Context, scope: ScopeSettings) -> AsyncIterator[Ch
     yield await _confined(probe, scope, player)
     try:
         role_alone = await ctx.assume(scope, "", ROLE_ALONE_SECONDS)
-    except SatchelError as error:
+    except DomainError as error:
         yield failed(f"{label}: role alone", _describe(error), _assume_fix(scope, error))
         return
     yield await _role_reach(probe, scope, role_alone)
@@ -244,13 +239,13 @@ async def _inside_folder(
     folder = f"acs:oss:*:*:{scope.bucket}/{player_root(scope)}*"
     steps: list[str] = []
     written = False
-    if Permission.WRITE in permissions:
+    if PlayerPermission.WRITE in permissions:
         answer = await probe.call("PUT", key, player, body=PROBE_BODY)
         if not answer.ok:
             return _step_failed(name, scope, "oss:PutObject", folder, answer), _not_run(scope)
         written = True
         steps.append("put")
-    if Permission.READ in permissions:
+    if PlayerPermission.READ in permissions:
         answer = await probe.call("GET", key, player)
         readable = (answer.ok and answer.body == PROBE_BODY) or (
             not written and answer.code == "NoSuchKey"
@@ -258,7 +253,7 @@ async def _inside_folder(
         if not readable:
             return _step_failed(name, scope, "oss:GetObject", folder, answer), _not_run(scope)
         steps.append("get")
-    if Permission.LIST in permissions:
+    if PlayerPermission.LIST in permissions:
         answer = await probe.call("GET", None, player, query={"prefix": prefix})
         listed = answer.ok and (not written or key.encode() in answer.body)
         if not listed:
@@ -266,7 +261,7 @@ async def _inside_folder(
             return _step_failed(name, scope, LIST_ACTION, bucket, answer), _not_run(scope)
         steps.append("list")
     presigned = await _presigned_get(ctx, probe, scope, key, written)
-    if Permission.DELETE in permissions:
+    if PlayerPermission.DELETE in permissions:
         answer = await probe.call("DELETE", key, player)
         if not answer.ok:
             return _step_failed(name, scope, "oss:DeleteObject", folder, answer), presigned
@@ -295,14 +290,14 @@ async def _presigned_get(
 ) -> CheckResult:
     """A GET URL from Satchel's own presigner, with its scope-level signer credentials."""
     name = f"scope {scope.name}: presigned GET"
-    if Permission.READ.value not in scope.permissions:
+    if PlayerPermission.READ.value not in scope.permissions:
         return passed(name, "not checked: the scope does not allow read")
     budget = sts_budget(ctx.settings.sts.budget_per_second)
     signer = ScopeRefresher(scope, ctx.sts, budget, ctx.access_key, ctx.clock)
     try:
         if signer.current is None:
             await signer.refresh()
-    except SatchelError as error:
+    except DomainError as error:
         return failed(name, f"signer credentials: {_describe(error)}", _assume_fix(scope, error))
     presigner = Presigner(
         {scope.name: scope}, ScopeSigningCredentials({scope.name: signer}), ctx.clock
@@ -312,7 +307,7 @@ async def _presigned_get(
         player_id=PROBE_PLAYER,
         prefix=player_prefix(scope, PROBE_PLAYER),
         key=key,
-        method=Method.GET,
+        method=HttpMethod.GET,
         expires_seconds=scope.presign_expires_default_seconds,
         content_type=None,
         max_size=None,

@@ -14,9 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from satchel_server.emulator.errors import OssError
-from satchel_server.signing.encoding import decode_query
-
-MAX_KEY_BYTES = 1023
+from satchel_server.signing.encoding import MAX_KEY_BYTES, decode_query
 
 
 @dataclass(frozen=True)
@@ -62,7 +60,9 @@ def bucket_from_host(host: str, known_buckets: Container[str]) -> str | None:
 def check_key(key: str) -> str:
     size = len(key.encode("utf-8", "surrogatepass"))
     if not 1 <= size <= MAX_KEY_BYTES:
-        raise OssError("InvalidObjectName", "The length of the object name must be 1..1023.")
+        raise OssError(
+            "InvalidObjectName", f"The length of the object name must be 1..{MAX_KEY_BYTES}."
+        )
     return key
 
 

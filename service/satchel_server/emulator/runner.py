@@ -68,11 +68,6 @@ class Emulator:
     def credentials_uri(self) -> str:
         return f"{self.identity_url}{URI_PATH}"
 
-    @property
-    def oss_host(self) -> str:
-        """`127.0.0.1:<port>`: what an SDK takes as a path-style endpoint."""
-        return self.oss_url.removeprefix("http://")
-
     async def stop(self) -> None:
         runners, self._runners = self._runners, []
         for runner in reversed(runners):

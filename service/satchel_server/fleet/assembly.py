@@ -15,7 +15,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from satchel_server.config import Settings
-from satchel_server.credentials.broker import LocalOnly, SharedCache
+from satchel_server.credentials.broker import NoSharedCache, SharedCache
 from satchel_server.credentials.budget import STS_ACCOUNT_LIMIT_PER_SECOND, Budget, sts_budget
 from satchel_server.credentials.types import Clock, utc_now
 from satchel_server.fleet.crypto import Keyring
@@ -40,7 +40,7 @@ def open_fleet(settings: Settings, clock: Clock = utc_now) -> Fleet:
     rate = settings.sts.budget_per_second
     cache = settings.cache
     if not cache.url:
-        return Fleet(LocalOnly(), sts_budget(rate))
+        return Fleet(NoSharedCache(), sts_budget(rate))
     secrets = settings.cache_secrets
     if secrets is None:  # settings_from_mapping refuses a url without keys
         raise ValueError("a shared cache needs encryption keys")

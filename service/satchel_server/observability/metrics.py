@@ -25,31 +25,14 @@ from satchel_server.credentials.broker import CredentialBroker
 from satchel_server.credentials.budget import Budget
 from satchel_server.credentials.types import Clock, utc_now
 from satchel_server.presigning.signing_credentials import ScopeRefresher
+from satchel_server.sts.errors import STS_ERROR_TABLE
 
 # Latency buckets from a cache hit (~0.5 ms) to an STS call near its timeout.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 # STS outcomes are error codes from a known table; anything else is counted as "other"
 # so a misbehaving peer cannot create unbounded label values.
-STS_OUTCOMES = frozenset(
-    {
-        "ok",
-        "timeout",
-        "connection",
-        "tls",
-        "redirect",
-        "malformed",
-        "Throttling",
-        "ServiceUnavailable",
-        "InternalError",
-        "SignatureNonceUsed",
-        "InvalidParameter",
-        "NoPermission",
-        "EntityNotExist.Role",
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "InvalidTimeStamp",
-    }
-)
+_TRANSPORT_OUTCOMES = ("ok", "timeout", "connection", "tls", "redirect", "malformed")
+STS_OUTCOMES = frozenset((*_TRANSPORT_OUTCOMES, *(code for code, _, _ in STS_ERROR_TABLE)))
 
 
 def sts_outcome_label(outcome: str) -> str:

@@ -19,7 +19,7 @@ from satchel_server.config import ScopeSettings
 from satchel_server.credentials.types import Clock, utc_now
 from satchel_server.errors import UpstreamUnavailable
 from satchel_server.presigning.signing_credentials import ScopeSigningCredentials
-from satchel_server.rules.scopes import Method, PresignRequest
+from satchel_server.rules.scopes import PresignRequest
 from satchel_server.signing import (
     OssEndpoint,
     OssRequest,
@@ -33,6 +33,7 @@ from satchel_server.signing import (
     presign_v1,
     presign_v4,
 )
+from satchel_server.vocabulary import HttpMethod
 
 # What a PostObject answers on success (OSS's own default); sent so clients can rely on it.
 POST_SUCCESS_STATUS = "204"
@@ -69,7 +70,7 @@ class PresignedObject:
     """A URL or POST form, and when it stops working."""
 
     url: str = field(repr=False)  # carries a signature and a security token
-    method: Method
+    method: HttpMethod
     headers: Mapping[str, str]
     form_fields: Mapping[str, str] = field(repr=False)  # carry the signature and the token
     expires_at: int  # epoch seconds
@@ -112,10 +113,10 @@ class Presigner:
         if lifetime < 1:
             raise UpstreamUnavailable("presigning credentials are expiring and not yet renewed")
         version = SIGNATURE_VERSIONS[scope.presign_signature]
-        if request.method is Method.POST:
+        if request.method is HttpMethod.POST:
             return self._post(request, version, held.credentials, now, lifetime)
         headers: dict[str, str] = {}
-        if request.method is Method.PUT:
+        if request.method is HttpMethod.PUT:
             headers["Content-Type"] = request.content_type or DEFAULT_PUT_CONTENT_TYPE
         if request.forbid_overwrite:
             headers["x-oss-forbid-overwrite"] = "true"
@@ -165,7 +166,7 @@ class Presigner:
         assert form.url is not None  # an endpoint was given
         return PresignedObject(
             url=form.url,
-            method=Method.POST,
+            method=HttpMethod.POST,
             headers=_NO_HEADERS,
             form_fields={**form.fields, "success_action_status": POST_SUCCESS_STATUS},
             expires_at=form.expires_at,

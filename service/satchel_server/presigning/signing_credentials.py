@@ -29,16 +29,17 @@ from satchel_server.config import (
 from satchel_server.credentials.broker import (
     AssumeRoleRequest,
     AssumeRoleResult,
-    LocalOnly,
+    NoSharedCache,
     SharedCache,
     StsClient,
 )
 from satchel_server.credentials.budget import Budget
 from satchel_server.credentials.types import Clock, TemporaryCredentials, utc_now
-from satchel_server.errors import SatchelError, UpstreamUnavailable
+from satchel_server.errors import DomainError, UpstreamUnavailable
 from satchel_server.rules.policy import policy_digest, signer_policy
-from satchel_server.rules.scopes import Permission, scope_session_name
+from satchel_server.rules.scopes import scope_session_name
 from satchel_server.signing import SigningCredentials
+from satchel_server.vocabulary import PlayerPermission
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class ScopeRefresher:
         self._sts = sts
         self._budget = budget
         self._clock = clock
-        self._shared: SharedCache = shared or LocalOnly()
+        self._shared: SharedCache = shared or NoSharedCache()
         self._current: HeldCredentials | None = None
         self._rng = random.Random()  # noqa: S311 - jitter, not secrets
         if scope.sign_with_access_key:
@@ -121,7 +122,7 @@ class ScopeRefresher:
     async def refresh(self) -> None:
         """New credentials for the scope (one AssumeRole, or another replica's); used at once."""
         scope = self.scope
-        allowed = [Permission(p) for p in scope.permissions]
+        allowed = [PlayerPermission(p) for p in scope.permissions]
         policy = signer_policy(scope.bucket, player_root(scope), allowed, scope.policy_max_chars)
         request = AssumeRoleRequest(
             role_arn=scope.role_arn,
@@ -171,7 +172,7 @@ class ScopeRefresher:
             try:
                 await self.refresh()
                 failures = 0
-            except SatchelError as error:
+            except DomainError as error:
                 failures += 1
                 low, high = RETRY_PAUSE_SECONDS
                 wait = self._rng.uniform(low, min(high, low * 2**failures))
@@ -208,9 +209,9 @@ class ScopeSigningCredentials:
             return_exceptions=True,
         )
         for result in results:
-            if isinstance(result, BaseException) and not isinstance(result, SatchelError):
+            if isinstance(result, BaseException) and not isinstance(result, DomainError):
                 raise result
-            if isinstance(result, SatchelError):
+            if isinstance(result, DomainError):
                 log.error("signer credentials not obtained at start: %s", result)
         self._tasks = [asyncio.create_task(s.run()) for s in self._signers.values()]
 

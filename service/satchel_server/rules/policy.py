@@ -14,17 +14,17 @@ from collections.abc import Iterable
 from typing import Any
 
 from satchel_server.errors import InternalFault, PolicyTooLarge
-from satchel_server.rules.scopes import Permission
+from satchel_server.vocabulary import PlayerPermission
 
 # What each permission grants on objects inside the folder. WRITE includes the
 # multipart actions so SDKs can switch to multipart uploads for large files.
-OBJECT_ACTIONS: dict[Permission, tuple[str, ...]] = {
-    Permission.READ: ("oss:GetObject",),
-    Permission.WRITE: ("oss:PutObject", "oss:AbortMultipartUpload", "oss:ListParts"),
-    Permission.DELETE: ("oss:DeleteObject",),
+OBJECT_ACTIONS: dict[PlayerPermission, tuple[str, ...]] = {
+    PlayerPermission.READ: ("oss:GetObject",),
+    PlayerPermission.WRITE: ("oss:PutObject", "oss:AbortMultipartUpload", "oss:ListParts"),
+    PlayerPermission.DELETE: ("oss:DeleteObject",),
 }
 LIST_ACTION = "oss:ListObjects"
-_ORDER = list(Permission)
+_ORDER = list(PlayerPermission)
 
 Policy = dict[str, Any]
 
@@ -38,13 +38,13 @@ def folder_resource(bucket: str, prefix: str) -> str:
     return f"acs:oss:*:*:{bucket}/{prefix}*"
 
 
-def _object_actions(permissions: Iterable[Permission]) -> list[str]:
+def _object_actions(permissions: Iterable[PlayerPermission]) -> list[str]:
     """The object actions of `permissions`, in a stable order."""
     granted = sorted(set(permissions), key=_ORDER.index)
     return [action for p in granted for action in OBJECT_ACTIONS.get(p, ())]
 
 
-def build_policy(bucket: str, prefix: str, permissions: Iterable[Permission]) -> Policy:
+def build_policy(bucket: str, prefix: str, permissions: Iterable[PlayerPermission]) -> Policy:
     """The session policy granting exactly `permissions` inside `bucket/prefix`."""
     granted = set(permissions)
     statements: list[dict[str, Any]] = []
@@ -53,7 +53,7 @@ def build_policy(bucket: str, prefix: str, permissions: Iterable[Permission]) ->
         statements.append(
             {"Effect": "Allow", "Action": actions, "Resource": [folder_resource(bucket, prefix)]}
         )
-    if Permission.LIST in granted:
+    if PlayerPermission.LIST in granted:
         statements.append(
             {
                 "Effect": "Allow",
@@ -97,7 +97,7 @@ def serialise(policy: Policy) -> str:
 
 
 def session_policy(
-    bucket: str, prefix: str, permissions: Iterable[Permission], max_chars: int
+    bucket: str, prefix: str, permissions: Iterable[PlayerPermission], max_chars: int
 ) -> str:
     """Build, check and serialise; raise instead of sending anything wider or truncated."""
     policy = build_policy(bucket, prefix, permissions)
@@ -115,7 +115,7 @@ def policy_digest(text: str) -> str:
 
 @functools.lru_cache(maxsize=8192)
 def player_session_policy(
-    bucket: str, prefix: str, permissions: frozenset[Permission], max_chars: int
+    bucket: str, prefix: str, permissions: frozenset[PlayerPermission], max_chars: int
 ) -> tuple[str, str]:
     """(policy text, digest) for a player, memoised: a cache hit must not rebuild them.
 
@@ -126,7 +126,9 @@ def player_session_policy(
     return text, policy_digest(text)
 
 
-def signer_policy(bucket: str, root: str, permissions: Iterable[Permission], max_chars: int) -> str:
+def signer_policy(
+    bucket: str, root: str, permissions: Iterable[PlayerPermission], max_chars: int
+) -> str:
     """The session policy of a scope's presigning credentials.
 
     They sign URLs for every player of the scope, so they reach `root` (the part of

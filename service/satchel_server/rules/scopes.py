@@ -6,7 +6,6 @@ policy is rejected, never escaped: escaping is where policy-injection bugs live.
 
 from __future__ import annotations
 
-import enum
 import functools
 import hmac
 import re
@@ -16,14 +15,8 @@ from dataclasses import dataclass
 from satchel_server.config import PLAYER_PLACEHOLDER, ScopeSettings
 from satchel_server.errors import InvalidArgument
 from satchel_server.rules.characters import check_characters
-
-
-class Permission(enum.Enum):
-    READ = "read"
-    WRITE = "write"
-    LIST = "list"
-    DELETE = "delete"
-
+from satchel_server.signing.encoding import MAX_KEY_BYTES
+from satchel_server.vocabulary import HttpMethod, PlayerPermission
 
 # Characters that mean something inside a RAM policy or a path, refused even when
 # an operator's pattern would let them through: wildcards (* ?), policy variables
@@ -94,18 +87,20 @@ def resolve_scope(scopes: Mapping[str, ScopeSettings], name: str) -> ScopeSettin
 
 
 @functools.cache
-def permission_set(names: tuple[str, ...]) -> frozenset[Permission]:
+def permission_set(names: tuple[str, ...]) -> frozenset[PlayerPermission]:
     """Configured permission names as a set; a scope's few sets are built once."""
-    return frozenset(Permission(name) for name in names)
+    return frozenset(PlayerPermission(name) for name in names)
 
 
 @functools.cache
-def permission_names(permissions: frozenset[Permission]) -> tuple[str, ...]:
+def permission_names(permissions: frozenset[PlayerPermission]) -> tuple[str, ...]:
     """The names in a stable order, for audit lines and responses."""
     return tuple(sorted(p.value for p in permissions))
 
 
-def resolve_permissions(scope: ScopeSettings, asked: Iterable[Permission]) -> frozenset[Permission]:
+def resolve_permissions(
+    scope: ScopeSettings, asked: Iterable[PlayerPermission]
+) -> frozenset[PlayerPermission]:
     """The scope's defaults when nothing is asked; else exactly what was asked, if allowed."""
     wanted = frozenset(asked) or permission_set(scope.default_permissions)
     allowed = permission_set(scope.permissions)
@@ -168,7 +163,7 @@ class TokenRequest:
     scope: ScopeSettings
     player_id: str
     prefix: str
-    permissions: frozenset[Permission]
+    permissions: frozenset[PlayerPermission]
     ttl_seconds: int
 
 
@@ -177,7 +172,7 @@ def validate_token_request(
     *,
     scope_name: str,
     player_id: str,
-    permissions: Iterable[Permission],
+    permissions: Iterable[PlayerPermission],
     ttl_seconds: float | None,
 ) -> TokenRequest:
     scope = resolve_scope(scopes, scope_name)
@@ -191,27 +186,15 @@ def validate_token_request(
     )
 
 
-class Method(enum.StrEnum):
-    """A member is a str of its own name: hot paths use it as is (Enum.value is a slow lookup)."""
-
-    GET = "GET"
-    PUT = "PUT"
-    HEAD = "HEAD"
-    DELETE = "DELETE"
-    POST = "POST"
-
-
 # What a presigned operation needs the scope to allow.
-METHOD_NEEDS: dict[Method, Permission] = {
-    Method.GET: Permission.READ,
-    Method.HEAD: Permission.READ,
-    Method.PUT: Permission.WRITE,
-    Method.POST: Permission.WRITE,
-    Method.DELETE: Permission.DELETE,
+METHOD_NEEDS: dict[HttpMethod, PlayerPermission] = {
+    HttpMethod.GET: PlayerPermission.READ,
+    HttpMethod.HEAD: PlayerPermission.READ,
+    HttpMethod.PUT: PlayerPermission.WRITE,
+    HttpMethod.POST: PlayerPermission.WRITE,
+    HttpMethod.DELETE: PlayerPermission.DELETE,
 }
-MAX_KEY_BYTES = 1023  # OSS's limit on a whole object key, in UTF-8
 MAX_CONTENT_TYPE_CHARS = 255
-V4_MAX_EXPIRES_SECONDS = 604800  # OSS refuses longer V4 presigned URLs
 _CONTENT_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;\s*[ -~]*)?")
 
 
@@ -246,28 +229,29 @@ def check_object_key(prefix: str, key: str) -> str:
 
 
 def resolve_expires(scope: ScopeSettings, asked_seconds: float | None) -> int:
-    """The scope's default when unset; else 1 s up to the scope's cap (and V4's 7 days)."""
-    cap = scope.presign_expires_max_seconds
-    if scope.presign_signature == "v4":
-        cap = min(cap, V4_MAX_EXPIRES_SECONDS)
+    """The scope's default when unset; else 1 s up to the scope's cap (never over 7 days)."""
     return _whole_seconds(
-        "expires_in", asked_seconds, scope.presign_expires_default_seconds, 1, cap
+        "expires_in",
+        asked_seconds,
+        scope.presign_expires_default_seconds,
+        1,
+        scope.presign_expires_max_seconds,
     )
 
 
-def check_content_type(method: Method, content_type: str) -> str | None:
+def check_content_type(method: HttpMethod, content_type: str) -> str | None:
     if not content_type:
         return None
-    if method not in (Method.PUT, Method.POST):
+    if method not in (HttpMethod.PUT, HttpMethod.POST):
         raise InvalidArgument("content_type", "applies to PUT and POST only")
     if len(content_type) > MAX_CONTENT_TYPE_CHARS or not _CONTENT_TYPE.fullmatch(content_type):
         raise InvalidArgument("content_type", "must be a media type such as image/png")
     return content_type
 
 
-def resolve_max_size(scope: ScopeSettings, method: Method, asked: int) -> int | None:
+def resolve_max_size(scope: ScopeSettings, method: HttpMethod, asked: int) -> int | None:
     """POST's upload cap in bytes: the scope's default for 0, never above its cap."""
-    if method is not Method.POST:
+    if method is not HttpMethod.POST:
         return None
     if asked < 0:
         raise InvalidArgument("max_size", "must not be negative")
@@ -289,7 +273,7 @@ class PresignRequest:
     player_id: str
     prefix: str
     key: str  # the full key, prefix included
-    method: Method
+    method: HttpMethod
     expires_seconds: int
     content_type: str | None
     max_size: int | None
@@ -302,7 +286,7 @@ def validate_presign_request(
     scope_name: str,
     player_id: str,
     key: str,
-    method: Method | None,
+    method: HttpMethod | None,
     expires_seconds: float | None,
     content_type: str,
     max_size: int,
@@ -320,7 +304,7 @@ def validate_presign_request(
             "method",
             f"{method.value} needs {needed.value!r}, which scope {scope.name!r} does not allow",
         )
-    if forbid_overwrite and method not in (Method.PUT, Method.POST):
+    if forbid_overwrite and method not in (HttpMethod.PUT, HttpMethod.POST):
         raise InvalidArgument("forbid_overwrite", "applies to PUT and POST only")
     return PresignRequest(
         scope=scope,

@@ -40,8 +40,7 @@ class _NoItems(Mapping[str, str]):
 
 EMPTY: Mapping[str, str] = _NoItems()
 # OSS bucket naming rules; they also mean a bucket never needs percent-encoding.
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
-_VALID_BUCKETS: set[str] = set()  # a service signs for a handful of buckets: remember them
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 
 
 def check_method(method: str) -> None:
@@ -66,14 +65,10 @@ def url_endpoint(endpoint: OssEndpoint | None) -> OssEndpoint:
 
 def check_bucket(bucket: str) -> None:
     """Raise :class:`SigningError` unless ``bucket`` follows the OSS naming rules."""
-    if bucket in _VALID_BUCKETS:
-        return
-    if not _BUCKET.fullmatch(bucket):
+    if not BUCKET_NAME.fullmatch(bucket):
         raise SigningError(
             "bucket", "must be 3-63 of a-z, 0-9 and '-', starting and ending with a letter or digit"
         )
-    if len(_VALID_BUCKETS) < 1024:
-        _VALID_BUCKETS.add(bucket)
 
 
 @dataclass(frozen=True)

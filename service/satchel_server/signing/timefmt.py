@@ -7,7 +7,7 @@ from email.utils import format_datetime, parsedate_to_datetime
 
 from .errors import SigningError
 
-MAX_EXPIRES = 604800  # seven days: OSS rejects longer V4 presigned URLs
+MAX_EXPIRES = 604800  # seven days: OSS refuses presigned URLs that live longer
 
 
 def utc(now: datetime, field: str = "now") -> datetime:

@@ -29,7 +29,7 @@ from satchel_server.credentials.types import (
     parse_sts_expiration,
     utc_now,
 )
-from satchel_server.errors import SatchelError, UpstreamDeadline, UpstreamUnavailable
+from satchel_server.errors import DomainError, UpstreamDeadline, UpstreamUnavailable
 from satchel_server.signing import Acs3Request, RpcRequest, SigningCredentials, sign_acs3, sign_rpc
 from satchel_server.signing.rpc import rpc_canonical_query, rpc_encode
 from satchel_server.sts.errors import classify, is_retryable
@@ -41,11 +41,11 @@ STS_VERSION = "2015-04-01"
 MAX_RESPONSE_BYTES = 64 * 1024  # a real answer is ~2 KiB; anything huge is not STS
 
 
-class _Attempt(Exception):
+class _FailedAttempt(Exception):
     """One failed attempt: the error to raise and whether another attempt may help."""
 
     def __init__(
-        self, error: SatchelError, retryable: bool, outcome: str, timeout: bool = False
+        self, error: DomainError, retryable: bool, outcome: str, timeout: bool = False
     ) -> None:
         super().__init__(str(error))
         self.error = error
@@ -96,7 +96,7 @@ class AliyunStsClient:
             started = loop.time()
             try:
                 result = await self._attempt(request, deadline)
-            except _Attempt as failed:
+            except _FailedAttempt as failed:
                 self._observe(failed.outcome, loop.time() - started)
                 log.warning("AssumeRole attempt %d failed: %s", attempt, failed.error)
                 if not failed.retryable or attempt >= self._settings.max_attempts:
@@ -191,7 +191,7 @@ class AliyunStsClient:
         if deadline is not None:
             total = min(total, deadline - loop.time())
             if total <= 0:
-                raise _Attempt(
+                raise _FailedAttempt(
                     UpstreamDeadline("no time left to call STS"), False, outcome="timeout"
                 )
         timeout = aiohttp.ClientTimeout(
@@ -200,7 +200,7 @@ class AliyunStsClient:
         try:
             credentials = await self._signing_credentials()
         except UpstreamUnavailable as error:
-            raise _Attempt(error, retryable=False, outcome="identity") from None
+            raise _FailedAttempt(error, retryable=False, outcome="identity") from None
         url, body, headers = self._signed(request, credentials)
         try:
             # The request goes exactly as signed: aiohttp must not add a Content-Type
@@ -217,28 +217,28 @@ class AliyunStsClient:
                 status = response.status
         except TimeoutError:
             if deadline is not None and loop.time() >= deadline - 0.001:
-                raise _Attempt(
+                raise _FailedAttempt(
                     UpstreamDeadline("the deadline ran out while STS was answering"),
                     retryable=False,
                     outcome="timeout",
                 ) from None
-            raise _Attempt(
+            raise _FailedAttempt(
                 UpstreamUnavailable("STS did not answer in time"), True, "timeout", timeout=True
             ) from None
         except aiohttp.ClientSSLError as exc:
             # Never retried and never downgraded: a bad certificate is not transient.
-            raise _Attempt(
+            raise _FailedAttempt(
                 UpstreamUnavailable(f"TLS with STS failed: {type(exc).__name__}"), False, "tls"
             ) from None
         except aiohttp.ClientError as exc:
-            raise _Attempt(
+            raise _FailedAttempt(
                 UpstreamUnavailable(f"cannot reach STS: {type(exc).__name__}"), True, "connection"
             ) from None
         return self._interpret(status, raw)
 
     def _interpret(self, status: int, raw: bytes) -> AssumeRoleResult:
         if 300 <= status < 400:
-            raise _Attempt(
+            raise _FailedAttempt(
                 UpstreamUnavailable(
                     f"STS answered a redirect (HTTP {status}); redirects are not followed"
                 ),
@@ -247,7 +247,7 @@ class AliyunStsClient:
             )
         document = _json_object(raw)
         if document is None:
-            raise _Attempt(
+            raise _FailedAttempt(
                 UpstreamUnavailable(f"STS answered HTTP {status} without a JSON body"),
                 retryable=status >= 500,
                 outcome="malformed",
@@ -256,11 +256,13 @@ class AliyunStsClient:
             code = str(document.get("Code", ""))
             request_id = str(document.get("RequestId", ""))
             return_error = classify(code, status, request_id)
-            raise _Attempt(return_error, is_retryable(code, status), outcome=code or "malformed")
+            raise _FailedAttempt(
+                return_error, is_retryable(code, status), outcome=code or "malformed"
+            )
         try:
             return _parse_credentials(document, self._clock)
         except (KeyError, TypeError, ValueError) as exc:
-            raise _Attempt(
+            raise _FailedAttempt(
                 UpstreamUnavailable(f"STS answered 200 without usable credentials: {exc}"),
                 retryable=False,
                 outcome="malformed",

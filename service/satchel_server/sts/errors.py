@@ -7,7 +7,7 @@ generic text the API layer gives each kind.
 
 from __future__ import annotations
 
-from satchel_server.errors import SatchelError, UpstreamBug, UpstreamRejected, UpstreamUnavailable
+from satchel_server.errors import DomainError, UpstreamBug, UpstreamRejected, UpstreamUnavailable
 
 # (code prefix, kind, retry). The first matching prefix wins; order matters.
 # kinds: "unavailable" -> UNAVAILABLE, "rejected" -> FAILED_PRECONDITION,
@@ -43,7 +43,7 @@ def is_retryable(code: str, http_status: int) -> bool:
     return _lookup(code, http_status)[1]
 
 
-def classify(code: str, http_status: int, request_id: str) -> SatchelError:
+def classify(code: str, http_status: int, request_id: str) -> DomainError:
     """The domain error for an STS error answer."""
     where = f"STS answered HTTP {http_status} {code} (RequestId {request_id or 'none'})"
     kind, _ = _lookup(code, http_status)

@@ -19,7 +19,8 @@ from satchel_server.access.callers import Authorizer, Caller
 from satchel_server.api.pipeline import CallPipeline
 from satchel_server.config import AuditSettings, CallerSettings, GrantSettings
 from satchel_server.errors import ConfigError, PermissionDenied, Unauthenticated
-from satchel_server.rules.scopes import Permission, validate_token_request
+from satchel_server.rules.scopes import validate_token_request
+from satchel_server.vocabulary import PlayerPermission
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, 123000, tzinfo=UTC)
 NOW_NS = int(NOW.timestamp()) * 1_000_000_000 + NOW.microsecond * 1000
@@ -43,7 +44,7 @@ def test_an_allowed_issue_token_line_names_everything_public() -> None:
             SCOPES,
             scope_name="",
             player_id="p1",
-            permissions=[Permission.WRITE, Permission.READ],
+            permissions=[PlayerPermission.WRITE, PlayerPermission.READ],
             ttl_seconds=None,
         )
     )
@@ -102,7 +103,7 @@ def test_admission_notes_the_request_before_refusing_it() -> None:
     callers = {"eu": CallerSettings(name="eu", keys=(), scopes={"saves": grant})}
     record = CallRecord(rpc="IssueToken", request_id="r", caller=Caller("eu", "key", "k"))
     request = validate_token_request(
-        SCOPES, scope_name="", player_id="p9", permissions=[Permission.LIST], ttl_seconds=None
+        SCOPES, scope_name="", player_id="p9", permissions=[PlayerPermission.LIST], ttl_seconds=None
     )
     with pytest.raises(PermissionDenied):
         Admission(Authorizer(callers)).admit(record, request)

@@ -11,12 +11,8 @@ from satchel_server.access.bearer import generate_key
 from satchel_server.access.callers import Authenticator, Authorizer, Caller
 from satchel_server.config import CallerSettings, GrantSettings
 from satchel_server.errors import PermissionDenied, Unauthenticated
-from satchel_server.rules.scopes import (
-    Method,
-    Permission,
-    validate_presign_request,
-    validate_token_request,
-)
+from satchel_server.rules.scopes import validate_presign_request, validate_token_request
+from satchel_server.vocabulary import HttpMethod, PlayerPermission
 
 EU_KEY, US_KEY = generate_key(), generate_key()
 EU_URI = "spiffe://studio/game-eu"
@@ -116,13 +112,13 @@ EU = Caller("eu", "key", EU_KEY.key_id)
 authorizer = Authorizer(CALLERS)
 
 
-def token(scope: str = "saves", player: str = "eu-1", *permissions: Permission) -> Any:
+def token(scope: str = "saves", player: str = "eu-1", *permissions: PlayerPermission) -> Any:
     return validate_token_request(
         SCOPES, scope_name=scope, player_id=player, permissions=permissions, ttl_seconds=None
     )
 
 
-def presign(method: Method, player: str = "eu-1", scope: str = "saves") -> Any:
+def presign(method: HttpMethod, player: str = "eu-1", scope: str = "saves") -> Any:
     return validate_presign_request(
         SCOPES,
         scope_name=scope,
@@ -137,23 +133,26 @@ def presign(method: Method, player: str = "eu-1", scope: str = "saves") -> Any:
 
 
 def test_requests_inside_the_grant_are_allowed() -> None:
-    authorizer.check(EU, token("saves", "eu-1", Permission.READ, Permission.WRITE))
+    authorizer.check(EU, token("saves", "eu-1", PlayerPermission.READ, PlayerPermission.WRITE))
     authorizer.check(EU, token("saves", "eu-7"))  # the scope's default permissions: read
-    authorizer.check(EU, presign(Method.GET))
-    authorizer.check(EU, presign(Method.PUT, "eu-99"))
+    authorizer.check(EU, presign(HttpMethod.GET))
+    authorizer.check(EU, presign(HttpMethod.PUT, "eu-99"))
 
 
 @pytest.mark.parametrize(
     ("request_", "rule"),
     [
         (token("replays"), "may not use scope 'replays'"),
-        (token("saves", "eu-1", Permission.DELETE), "may not ask for 'delete'"),
-        (token("saves", "eu-1", Permission.READ, Permission.LIST), "may not ask for 'list'"),
+        (token("saves", "eu-1", PlayerPermission.DELETE), "may not ask for 'delete'"),
+        (
+            token("saves", "eu-1", PlayerPermission.READ, PlayerPermission.LIST),
+            "may not ask for 'list'",
+        ),
         (token("saves", "us-1"), "may not act for this player id"),
         (token("saves", "eu-1x"), "may not act for this player id"),
-        (presign(Method.DELETE), "may not presign DELETE"),
-        (presign(Method.POST), "may not presign POST"),
-        (presign(Method.GET, "us-1"), "may not act for this player id"),
+        (presign(HttpMethod.DELETE), "may not presign DELETE"),
+        (presign(HttpMethod.POST), "may not presign POST"),
+        (presign(HttpMethod.GET, "us-1"), "may not act for this player id"),
     ],
 )
 def test_anything_outside_the_grant_is_permission_denied(request_: Any, rule: str) -> None:
@@ -165,7 +164,7 @@ def test_methods_are_not_implied_by_permissions() -> None:
     us = Caller("us", "key", US_KEY.key_id)
     authorizer.check(us, token("saves", "anyone"))
     with pytest.raises(PermissionDenied, match="may not presign GET"):
-        authorizer.check(us, presign(Method.GET, "anyone"))
+        authorizer.check(us, presign(HttpMethod.GET, "anyone"))
 
 
 def test_a_call_without_identity_is_refused_when_callers_are_configured() -> None:

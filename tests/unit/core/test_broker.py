@@ -17,16 +17,19 @@ from satchel_server.credentials.broker import (
     LIFETIME_SLACK_SECONDS,
     AssumeRoleResult,
     CredentialBroker,
-    LocalOnly,
+    NoSharedCache,
 )
 from satchel_server.credentials.budget import TokenBucket, sts_budget
 from satchel_server.errors import PolicyTooLarge, UpstreamDeadline, UpstreamUnavailable
-from satchel_server.rules.scopes import Permission, TokenRequest
+from satchel_server.rules.scopes import TokenRequest
+from satchel_server.vocabulary import PlayerPermission
 
 SCOPE = make_scope()
 
 
-def token_request(player: str = "p1", perms=(Permission.READ,), ttl: int = 3600) -> TokenRequest:
+def token_request(
+    player: str = "p1", perms=(PlayerPermission.READ,), ttl: int = 3600
+) -> TokenRequest:
     return TokenRequest(SCOPE, player, f"players/{player}/", frozenset(perms), ttl)
 
 
@@ -95,7 +98,7 @@ async def test_cache_is_isolated_per_player_and_permission_set() -> None:
     a = await broker.credentials_for(token_request("12"), deadline=soon())
     b = await broker.credentials_for(token_request("123"), deadline=soon())
     c = await broker.credentials_for(
-        token_request("12", perms=(Permission.READ, Permission.WRITE)), deadline=soon()
+        token_request("12", perms=(PlayerPermission.READ, PlayerPermission.WRITE)), deadline=soon()
     )
     ids = {x.credentials.access_key_id for x in (a, b, c)}
     assert len(ids) == 3
@@ -194,7 +197,7 @@ async def test_oversize_policy_fails_before_any_sts_call() -> None:
     sts = ScriptedSts(clock)
     broker = make_broker(sts, clock)
     tiny = TokenRequest(
-        make_scope(policy_max_chars=256), "p1", "players/p1/", frozenset(Permission), 3600
+        make_scope(policy_max_chars=256), "p1", "players/p1/", frozenset(PlayerPermission), 3600
     )
     with pytest.raises(PolicyTooLarge):
         await broker.credentials_for(tiny, deadline=soon())
@@ -264,7 +267,7 @@ async def test_the_shortest_ttl_is_served_although_a_fresh_credential_is_a_momen
     assert again.from_cache
 
 
-class DictShared(LocalOnly):
+class DictShared(NoSharedCache):
     """An in-memory SharedCache: what two brokers in one test share instead of Redis."""
 
     def __init__(self, entries: dict[tuple[str, ...], AssumeRoleResult]) -> None:

@@ -8,12 +8,12 @@ from google.rpc import error_details_pb2, status_pb2
 
 from satchel_server.api.status import map_error, rich_status
 from satchel_server.errors import (
+    DomainError,
     InternalFault,
     InvalidArgument,
     PermissionDenied,
     PolicyTooLarge,
     RateLimited,
-    SatchelError,
     Unauthenticated,
     UpstreamBug,
     UpstreamDeadline,
@@ -71,14 +71,14 @@ def test_every_sts_code_maps_to_its_status(
         (UpstreamBug("InvalidParameter.PolicyGrammar"), S.INTERNAL, None, "internal error"),
         (PolicyTooLarge(3000, 2048), S.INTERNAL, None, "internal error"),
         (InternalFault("shape"), S.INTERNAL, None, "internal error"),
-        (SatchelError("anything else"), S.INTERNAL, None, "internal error"),
+        (DomainError("anything else"), S.INTERNAL, None, "internal error"),
         (Unauthenticated("unknown key id"), S.UNAUTHENTICATED, None, "missing or invalid"),
         (PermissionDenied("may not use scope 'x'"), S.PERMISSION_DENIED, None, "scope 'x'"),
         (RateLimited("player", 0.4), S.RESOURCE_EXHAUSTED, 0.4, "this player; retry"),
     ],
 )
 def test_every_domain_error_maps_to_a_status_and_a_message(
-    error: SatchelError, status: grpc.StatusCode, retry_after: float | None, caller_sees: str
+    error: DomainError, status: grpc.StatusCode, retry_after: float | None, caller_sees: str
 ) -> None:
     mapped = map_error(error)
     assert mapped.code == status

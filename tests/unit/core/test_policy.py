@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from satchel_server.errors import InternalFault, PolicyTooLarge
 from satchel_server.rules.policy import assert_confined, build_policy, serialise, session_policy
-from satchel_server.rules.scopes import Permission
+from satchel_server.vocabulary import PlayerPermission
 
-ALL = frozenset(Permission)
+ALL = frozenset(PlayerPermission)
 
 
 def test_full_policy_has_exactly_the_documented_shape() -> None:
@@ -45,11 +45,11 @@ def test_full_policy_has_exactly_the_documented_shape() -> None:
 @pytest.mark.parametrize(
     ("permissions", "actions"),
     [
-        ({Permission.READ}, [["oss:GetObject"]]),
-        ({Permission.DELETE}, [["oss:DeleteObject"]]),
-        ({Permission.LIST}, [["oss:ListObjects"]]),
+        ({PlayerPermission.READ}, [["oss:GetObject"]]),
+        ({PlayerPermission.DELETE}, [["oss:DeleteObject"]]),
+        ({PlayerPermission.LIST}, [["oss:ListObjects"]]),
         (
-            {Permission.WRITE},
+            {PlayerPermission.WRITE},
             [["oss:PutObject", "oss:AbortMultipartUpload", "oss:ListParts"]],
         ),
     ],
@@ -87,7 +87,7 @@ def test_confinement_check_catches_any_widening(mutate) -> None:
 
 @given(
     player_id=st.from_regex(r"\A[A-Za-z0-9_-]{1,64}\Z"),
-    permissions=st.sets(st.sampled_from(list(Permission)), min_size=1),
+    permissions=st.sets(st.sampled_from(list(PlayerPermission)), min_size=1),
 )
 def test_every_grant_lies_inside_the_players_folder(player_id: str, permissions: set) -> None:
     prefix = f"players/{player_id}/"

@@ -25,8 +25,9 @@ from satchel_server.presigning.signing_credentials import (
     ScopeRefresher,
     ScopeSigningCredentials,
 )
-from satchel_server.rules.scopes import Method, validate_presign_request
+from satchel_server.rules.scopes import validate_presign_request
 from satchel_server.signing import SigningCredentials
+from satchel_server.vocabulary import HttpMethod
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 TOKEN = "CAIS" + "t" * 796  # as long as a real STS security token
@@ -54,7 +55,7 @@ def request(scope=SCOPE, **overrides):  # type: ignore[no-untyped-def]
         "scope_name": "",
         "player_id": "p1",
         "key": "saves/slot 1.dat",
-        "method": Method.GET,
+        "method": HttpMethod.GET,
         "expires_seconds": None,
         "content_type": "",
         "max_size": 0,
@@ -105,7 +106,7 @@ def test_v4_urls_equal_what_the_official_sdks_sign(method: str, addressing: str)
     scope = make_scope(addressing=addressing)
     key = "saves/slot 1+2=3&x?#%~*.dat"
     ours = presigner_for(scope, 3600).presign(
-        request(scope, key=key, method=Method(method), expires_seconds=900)
+        request(scope, key=key, method=HttpMethod(method), expires_seconds=900)
     )
     common = {
         "ak": CREDS.access_key_id,
@@ -169,16 +170,16 @@ def test_v1_urls_equal_what_oss2_signs() -> None:
 
 def test_put_signs_the_headers_the_client_must_send() -> None:
     presigned = presigner_for(SCOPE, 3600).presign(
-        request(method=Method.PUT, content_type="image/png", forbid_overwrite=True)
+        request(method=HttpMethod.PUT, content_type="image/png", forbid_overwrite=True)
     )
     assert presigned.headers == {"Content-Type": "image/png", "x-oss-forbid-overwrite": "true"}
-    plain = presigner_for(SCOPE, 3600).presign(request(method=Method.PUT))
+    plain = presigner_for(SCOPE, 3600).presign(request(method=HttpMethod.PUT))
     assert plain.headers == {"Content-Type": "application/octet-stream"}
 
 
 def test_post_form_caps_size_and_pins_the_key() -> None:
     presigned = presigner_for(SCOPE, 3600).presign(
-        request(method=Method.POST, max_size=1000, content_type="image/png")
+        request(method=HttpMethod.POST, max_size=1000, content_type="image/png")
     )
     assert presigned.url == "https://game-saves.oss-cn-hangzhou.aliyuncs.com/"
     fields = presigned.form_fields
@@ -196,7 +197,7 @@ def test_post_form_caps_size_and_pins_the_key() -> None:
 
 
 def test_repr_of_a_presigned_result_hides_url_and_form() -> None:
-    presigned = presigner_for(SCOPE, 3600).presign(request(method=Method.POST))
+    presigned = presigner_for(SCOPE, 3600).presign(request(method=HttpMethod.POST))
     assert TOKEN not in repr(presigned)
     assert "Signature" not in repr(presigned)
 
@@ -212,10 +213,10 @@ safe_keys = st.text(
 @given(
     player=st.from_regex(r"\A[A-Za-z0-9_-]{1,64}\Z"),
     key=safe_keys,
-    method=st.sampled_from([Method.GET, Method.PUT, Method.HEAD, Method.DELETE]),
+    method=st.sampled_from([HttpMethod.GET, HttpMethod.PUT, HttpMethod.HEAD, HttpMethod.DELETE]),
 )
 def test_every_accepted_request_signs_a_resource_inside_the_players_folder(
-    player: str, key: str, method: Method
+    player: str, key: str, method: HttpMethod
 ) -> None:
     try:
         accepted = request(player_id=player, key=key, method=method)

@@ -9,7 +9,6 @@ from support.scopes import make_scope
 
 from satchel_server.errors import InvalidArgument
 from satchel_server.rules.scopes import (
-    Permission,
     check_player_id,
     player_prefix,
     resolve_permissions,
@@ -17,6 +16,7 @@ from satchel_server.rules.scopes import (
     resolve_ttl,
     validate_token_request,
 )
+from satchel_server.vocabulary import PlayerPermission
 
 SCOPE = make_scope()
 # An operator's pattern that would let anything through: the hard rules still hold.
@@ -87,10 +87,12 @@ def test_scope_resolution() -> None:
 
 def test_permissions_default_and_must_be_allowed() -> None:
     narrow = make_scope(permissions=("read", "list"), default_permissions=("read",))
-    assert resolve_permissions(narrow, []) == {Permission.READ}
-    assert resolve_permissions(narrow, [Permission.LIST, Permission.LIST]) == {Permission.LIST}
+    assert resolve_permissions(narrow, []) == {PlayerPermission.READ}
+    assert resolve_permissions(narrow, [PlayerPermission.LIST, PlayerPermission.LIST]) == {
+        PlayerPermission.LIST
+    }
     with pytest.raises(InvalidArgument, match="'write' is not allowed in scope 'saves'"):
-        resolve_permissions(narrow, [Permission.READ, Permission.WRITE])
+        resolve_permissions(narrow, [PlayerPermission.READ, PlayerPermission.WRITE])
 
 
 def test_ttl_bounds() -> None:
@@ -113,6 +115,6 @@ def test_validate_token_request_checks_everything_in_order() -> None:
     assert (request.scope, request.prefix, request.permissions, request.ttl_seconds) == (
         SCOPE,
         "players/p1/",
-        frozenset({Permission.READ}),
+        frozenset({PlayerPermission.READ}),
         3600,
     )
