@@ -20,6 +20,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -55,17 +56,52 @@ DEV_LISTEN = "127.0.0.1:50051"
 DEV_DATA_DIR = Path(".satchel-data")
 
 
+DESCRIPTION = """\
+Satchel gives each player of your game short-lived access to their own folder in
+Alibaba Cloud OSS: your game servers ask it for a player's STS credentials or for
+a presigned URL, and the player's app talks to OSS directly.
+
+Start with `satchel dev`: a server on 127.0.0.1:50051 beside a local STS + OSS
+emulator, no cloud account needed. Run `satchel COMMAND --help` for a command's
+options."""
+
+
+def _command(commands: Any, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=summary, description=description
+    )
+    return parser
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="satchel", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="satchel",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"satchel {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the server from configuration")
+    serve = _command(
+        commands,
+        "serve",
+        "run the server from configuration",
+        "Run Satchel for real: scopes, callers and limits come from a TOML file, the "
+        "Alibaba Cloud access key from ALIBABA_CLOUD_ACCESS_KEY_ID and "
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET. Stops gracefully on SIGTERM.",
+    )
     serve.add_argument(
         "--config", type=Path, help="TOML settings file (default: $SATCHEL_CONFIG, else defaults)"
     )
 
-    dev = commands.add_parser("dev", help="run beside the embedded STS + OSS emulator")
+    dev = _command(
+        commands,
+        "dev",
+        "run beside the embedded STS + OSS emulator",
+        "Try Satchel without a cloud account: a server beside a local STS + OSS emulator, "
+        "with one scope ('dev') or your own settings file (--config), open to anyone on "
+        "loopback. Stop it with Ctrl-C.",
+    )
     dev.add_argument("--listen", default=DEV_LISTEN, help=f"gRPC address (default {DEV_LISTEN})")
     dev.add_argument(
         "--data-dir", type=Path, default=DEV_DATA_DIR, help="where the emulator keeps objects"
@@ -84,32 +120,54 @@ def _parser() -> argparse.ArgumentParser:
         "the banner shows the URL)",
     )
 
-    emulator = commands.add_parser(
+    emulator = _command(
+        commands,
         "emulator",
-        help="run the STS + OSS emulator alone; prints the (fake) AccessKey, role ARN, bucket, "
+        "run the STS + OSS emulator alone; prints the (fake) AccessKey, role ARN, bucket, "
         "region and endpoints that point `satchel serve` at it",
+        "Run the local STS + OSS emulator without Satchel, for testing your own code "
+        "against it with the official Alibaba Cloud SDKs, or `satchel serve` with your "
+        "own settings file.",
     )
     emulator.add_argument("--sts-port", type=int, default=0, help="default: any free port")
     emulator.add_argument("--oss-port", type=int, default=0, help="default: any free port")
-    emulator.add_argument("--data-dir", type=Path, default=DEV_DATA_DIR)
+    emulator.add_argument(
+        "--data-dir", type=Path, default=DEV_DATA_DIR, help="where the emulator keeps objects"
+    )
     emulator.add_argument("--accounts", type=Path, help="accounts TOML (default: the dev set)")
 
-    check = commands.add_parser("health", help="ask a running server's health service")
+    check = _command(
+        commands,
+        "health",
+        "ask a running server's health service",
+        "Exit 0 when a running Satchel reports SERVING, 1 otherwise: for container health "
+        "checks and scripts.",
+    )
     check.add_argument("--target", help="HOST:PORT (default: the configured listen address)")
     check.add_argument("--config", type=Path, help="TOML settings file, to find the address")
     check.add_argument("--service", default="", help="service name; empty is the whole server")
     check.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
 
-    checkup = commands.add_parser(
+    checkup = _command(
+        commands,
         "doctor",
-        help="check a deployment: config, credentials, STS, clock, each scope's role and "
+        "check a deployment: config, credentials, STS, clock, each scope's role and "
         "bucket, Redis; exits 1 on any failure",
+        "Check that a deployment can work before you serve from it: the settings file, "
+        "Satchel's own credentials, STS, the clock, each scope's role and bucket, and "
+        "Redis. Exits 1 on any failure, naming what to fix.",
     )
     checkup.add_argument(
         "--config", type=Path, help="TOML settings file (default: $SATCHEL_CONFIG, else defaults)"
     )
 
-    keygen = commands.add_parser("keygen", help="print a new bearer key for a caller")
+    keygen = _command(
+        commands,
+        "keygen",
+        "print a new bearer key for a caller",
+        "Print a new bearer key for one of your game servers, and the line that lets "
+        "Satchel recognise it. Satchel keeps only the key's hash.",
+    )
     keygen.add_argument("--caller", required=True, help="the [callers.NAME] the key is for")
 
     client_cli.add_commands(commands)  # issue, presign: the Python client's human face
@@ -224,8 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return _run(load_settings(args.config, os.environ))
         if args.command == "dev":
-            _configure_logging("INFO")
             _check_listen_argument(args.listen)
+            _configure_logging("INFO")
             asyncio.run(_dev(args))
             return EXIT_OK
         if args.command == "emulator":

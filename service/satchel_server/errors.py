@@ -14,12 +14,24 @@ class DomainError(Exception):
 
 
 class ConfigError(DomainError):
-    """The configuration cannot be used. Names the offending key and the problem."""
+    """The configuration cannot be used. Names what is wrong as the user wrote it, and why.
+
+    `key` is a command-line flag ("--listen"), an environment variable
+    ("ALIBABA_CLOUD_ACCESS_KEY_ID") or a key of the settings file ("scopes.saves.bucket").
+    """
 
     def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"configuration key {key!r}: {problem}")
+        super().__init__(f"{_described(key)}: {problem}")
         self.key = key
         self.problem = problem
+
+
+def _described(key: str) -> str:
+    if key.startswith("--"):
+        return key
+    if key.isupper():
+        return f"environment variable {key}"
+    return f"configuration key {key!r}"
 
 
 class InvalidArgument(DomainError):

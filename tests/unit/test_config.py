@@ -231,6 +231,18 @@ def test_each_mistake_names_its_key_and_problem(document: dict, key: str, proble
     assert f"configuration key {key!r}" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("key", "described"),
+    [
+        ("--listen", "--listen: "),
+        ("ALIBABA_CLOUD_ACCESS_KEY_ID", "environment variable ALIBABA_CLOUD_ACCESS_KEY_ID: "),
+        ("scopes.saves.bucket", "configuration key 'scopes.saves.bucket': "),
+    ],
+)
+def test_a_config_error_names_a_flag_a_variable_or_a_key_as_such(key: str, described: str) -> None:
+    assert str(ConfigError(key, "is wrong")) == f"{described}is wrong"
+
+
 def test_missing_file_and_bad_toml_are_reported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_settings(tmp_path / "absent.toml", {})

@@ -89,7 +89,12 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_commands(subparsers: Any) -> None:
     """Add `issue` and `presign` to the `satchel` command's subparsers."""
-    issue = subparsers.add_parser("issue", help="issue a player's STS token and print it as JSON")
+    issue = subparsers.add_parser(
+        "issue",
+        help="issue a player's STS token and print it as JSON",
+        description="Ask a running Satchel for a player's STS credentials, limited to the "
+        "player's folder, and print them as JSON.",
+    )
     issue.add_argument("--player", required=True, help="player id")
     issue.add_argument(
         "--permissions",
@@ -106,7 +111,12 @@ def add_commands(subparsers: Any) -> None:
     )
     add_connection_arguments(issue)
 
-    presign = subparsers.add_parser("presign", help="presign one object operation; print JSON")
+    presign = subparsers.add_parser(
+        "presign",
+        help="presign one object operation; print JSON",
+        description="Ask a running Satchel for a presigned URL (GET, PUT, HEAD, DELETE) or "
+        "POST form for one object in a player's folder, and print it as JSON.",
+    )
     presign.add_argument("--player", required=True, help="player id")
     presign.add_argument("--key", required=True, help="object key under the player's prefix")
     presign.add_argument(

@@ -187,10 +187,14 @@ def build_server(
             port = server.add_insecure_port(settings.listen)
         else:
             port = server.add_secure_port(settings.listen, credentials)
-    except RuntimeError as exc:  # grpcio raises instead of returning 0 since 1.5x
-        raise ListenError(f"cannot listen on {settings.listen}: {exc}") from None
+    except RuntimeError:  # grpcio raises instead of returning 0 since 1.5x
+        port = 0
     if port == 0:
-        raise ListenError(f"cannot listen on {settings.listen}")
+        raise ListenError(
+            f"cannot listen on {settings.listen}: is another process using the port? "
+            "Choose another address with --listen (satchel dev) or [server] listen "
+            "(satchel serve)"
+        )
     built = SatchelServer(server, health_servicer, port, host, settings.grace_seconds, ready=ready)
     if settings.health_listen:
         built.health_host, _ = parse_listen_address(settings.health_listen)
