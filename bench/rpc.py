@@ -11,10 +11,12 @@ between medians taken apart. Absolute figures are medians of rounds.
 The server's CPU time per call is measured beside throughput: on a small machine the clients
 compete with the server for the same cores, which dilutes the measured ratio, and CPU per call
 is what that does not distort. Echo's CPU per call over Satchel's is the share of echo's
-throughput Satchel reaches when the server is the only bottleneck; it is held to the target too.
+throughput Satchel reaches when the server is the only bottleneck.
 
-Targets (issues 5 and 6): each RPC reaches >= 85% of echo's throughput; PresignObject makes
-zero STS calls per request in steady state (counted at the emulator).
+Regression floor (issue 19): each RPC's server-bound throughput, as a median of paired
+rounds, is at least 65% of echo's; PresignObject makes zero STS calls per request in steady
+state (counted at the emulator). Measured throughput is reported, not held to a target: on a
+shared machine it moves with the clients' share of the cores.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from satchel.v1 import token_service_pb2 as pb
 
 ISSUE = "/satchel.v1.TokenService/IssueToken"
 PRESIGN = "/satchel.v1.TokenService/PresignObject"
-TARGET_SHARE_OF_ECHO = 0.85
+FLOOR_SHARE_OF_ECHO = 0.65
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,11 +191,8 @@ def _summarise(
         "ratios": ratios,
         "steady_state_sts": sts,
         "targets_met": {
-            "issue_token_rps": ratios["issue_token_rps_vs_echo"] >= TARGET_SHARE_OF_ECHO,
-            "presign_rps": ratios["presign_rps_vs_echo"] >= TARGET_SHARE_OF_ECHO,
-            "issue_token_cpu_bound": ratios["issue_token_cpu_bound_vs_echo"]
-            >= TARGET_SHARE_OF_ECHO,
-            "presign_cpu_bound": ratios["presign_cpu_bound_vs_echo"] >= TARGET_SHARE_OF_ECHO,
+            "issue_token_cpu_bound": ratios["issue_token_cpu_bound_vs_echo"] >= FLOOR_SHARE_OF_ECHO,
+            "presign_cpu_bound": ratios["presign_cpu_bound_vs_echo"] >= FLOOR_SHARE_OF_ECHO,
             "presign_zero_sts": sts["presign"]["sts_calls"] == 0,
         },
     }
@@ -204,8 +203,8 @@ def rows(result: dict[str, Any]) -> list[Row]:
     ratios, met, sts = result["ratios"], result["targets_met"], result["steady_state_sts"]
     table: list[Row] = []
     for rpc, label, issue in (
-        ("issue_token", "IssueToken (cached)", "#5"),
-        ("presign", "PresignObject (GET, V4)", "#6"),
+        ("issue_token", "IssueToken (cached)", "#19"),
+        ("presign", "PresignObject (GET, V4)", "#19"),
     ):
         ours, theirs = found[rpc], found[f"echo_{rpc}"]
         table.append(
@@ -214,8 +213,8 @@ def rows(result: dict[str, Any]) -> list[Row]:
                 f"{ours['rps']:,.0f} calls/s",
                 f"echo {theirs['rps']:,.0f} calls/s",
                 f"{ratios[f'{rpc}_rps_vs_echo']:.0%} of echo",
-                f">= {TARGET_SHARE_OF_ECHO:.0%} of echo",
-                met[f"{rpc}_rps"],
+                "none set (moves with the clients' share of the cores)",
+                None,
                 issue,
             )
         )
@@ -236,7 +235,7 @@ def rows(result: dict[str, Any]) -> list[Row]:
                 f"{ours['server_cpu_us_per_call']:.0f} us/call",
                 f"echo {theirs['server_cpu_us_per_call']:.0f} us/call",
                 f"{ratios[f'{rpc}_cpu_bound_vs_echo']:.0%} of echo",
-                f">= {TARGET_SHARE_OF_ECHO:.0%} of echo",
+                f">= {FLOOR_SHARE_OF_ECHO:.0%} of echo (floor)",
                 met[f"{rpc}_cpu_bound"],
                 issue,
             )

@@ -7,7 +7,9 @@ that must agree whatever the speed are.
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -71,7 +73,32 @@ def test_rpc_calls_succeed_and_presign_never_calls_sts(results: dict[str, Any]) 
     assert set(rpc["contenders"]) == {"echo_issue_token", "issue_token", "echo_presign", "presign"}
     for found in rpc["contenders"].values():
         assert found["failed_calls"] == 0
-        assert found["rps"] > 0
+        for run in found["rounds"]:
+            assert run["calls"] > 0
+            assert run["statuses"] == {"OK": run["calls"]}
+    # The floor is held on the median, over paired rounds, of echo's CPU per call over ours.
+    for name in ("issue_token", "presign"):
+        ours_and_echo = zip(
+            rpc["contenders"][name]["rounds"],
+            rpc["contenders"][f"echo_{name}"]["rounds"],
+            strict=True,
+        )
+        shares = [
+            echo["server_cpu_us_per_call"] / ours["server_cpu_us_per_call"]
+            for ours, echo in ours_and_echo
+            if ours["server_cpu_us_per_call"]
+        ]
+        assert rpc["ratios"][f"{name}_cpu_bound_vs_echo"] == pytest.approx(
+            statistics.median(shares)
+        )
+    # Each server-bound row's verdict is its ratio held to the floor that row states.
+    for row in results["rows"]:
+        if "server-bound" in row["measurement"]:
+            floor = re.search(r">= (\d+)% of echo", row["target"])
+            assert floor, row
+            name = "issue_token" if row["measurement"].startswith("IssueToken") else "presign"
+            share = rpc["ratios"][f"{name}_cpu_bound_vs_echo"]
+            assert row["met"] is (share >= int(floor[1]) / 100)
     # The cache was filled first, and presigning signs with scope-level credentials.
     assert rpc["steady_state_sts"]["issue_token"]["sts_calls"] == 0
     assert rpc["steady_state_sts"]["presign"]["sts_calls"] == 0

@@ -103,7 +103,8 @@ async def test_a_live_holder_keeps_its_lock_past_the_ttl(redis_server: RedisServ
     async with fleets(2, redis_server.url, clock, lock_ttl_seconds=1.0) as (first, second):
         loop = asyncio.get_running_loop()
         holder = asyncio.create_task(fetch(first, sts, key, deadline=loop.time() + 10))
-        await asyncio.sleep(0.2)  # the first replica holds the lock and is minting
+        # Minting means the first replica holds the lock.
+        await asyncio.wait_for(sts.called.wait(), timeout=5)
         waiter = await fetch(second, sts, key, deadline=loop.time() + 10)
         minted = await holder
     assert len(sts.calls) == 1

@@ -8,14 +8,17 @@ The quick start's Python block and the CLI lines run as written, against the sam
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import contextlib
+import dataclasses
 import io
 import json
+import os
 import re
 import shlex
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -28,9 +31,14 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 from support.processes import REPO_ROOT
 from support.stack import Stack, running_stack
+from support.tls_certs import make_pki
 
+import satchel
+from satchel_server.access.bearer import generate_key
 from satchel_server.cli import main
+from satchel_server.config import CallerSettings, GrantSettings, TlsSettings
 from satchel_server.emulator.runner import Emulator
+from satchel_server.wiring import dev_settings
 
 __all__ = ["emulator"]
 
@@ -150,12 +158,51 @@ async def test_quick_start_python_runs_as_pasted(stack: Stack) -> None:
     assert json.loads(lines[1])["Prefix"] == "players/p1/"
 
 
-def test_other_python_snippets_at_least_compile() -> None:
-    for snippet in blocks("python")[1:]:
-        # They may use `await`: compile them as the body of a coroutine.
-        ast.parse(
-            "async def snippet():\n" + "".join(f"    {line}\n" for line in snippet.splitlines())
-        )
+CLIENT_ADDRESS = "satchel.internal:443"
+
+
+@pytest.mark.asyncio
+async def test_client_options_snippet_runs_against_an_mtls_server_with_a_bearer_key(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The options snippet, as written, against a server that wants both TLS and a key."""
+    (snippet,) = blocks("python")[1:]
+    assert CLIENT_ADDRESS in snippet
+    pki = make_pki()
+    paths = pki.write(tmp_path)
+    key = generate_key()
+    grant = GrantSettings(scope="dev", permissions=("read",), methods=("PUT",))
+    tls = TlsSettings(
+        cert_file=str(paths["server_cert"]),
+        key_file=str(paths["server_key"]),
+        client_ca_file=str(paths["ca_cert"]),
+    )
+    settings = dataclasses.replace(
+        dev_settings("127.0.0.1:0", emulator),
+        callers={
+            "game": CallerSettings(name="game", keys=(key.config_entry,), scopes={"dev": grant})
+        },
+        tls=tls,
+    )
+    # The files and the variable the snippet names, where it looks for them.
+    (tmp_path / "ca.pem").write_bytes(pki.ca.cert)
+    (tmp_path / "client.pem").write_bytes(pki.client.cert)
+    (tmp_path / "client.key").write_bytes(pki.client.key)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SATCHEL_API_KEY", key.key)
+    async with running_stack(emulator, settings) as running:
+        # The server's certificate names 127.0.0.1: only the address changes.
+        body = snippet.replace(CLIENT_ADDRESS, running.server.address) + "return token, url\n"
+        source = "async def snippet():\n" + "".join(f"    {line}\n" for line in body.splitlines())
+        # What the README's text has already imported by this point.
+        namespace: dict[str, Any] = {"satchel": satchel, "os": os, "timedelta": timedelta}
+        exec(compile(source, "README.md", "exec"), namespace)
+        token, url = await namespace["snippet"]()
+    assert token.location.prefix == "players/p1/"
+    assert [str(p) for p in token.permissions] == ["read"]
+    assert token.credentials.expiration - datetime.now(UTC) <= timedelta(minutes=31)
+    assert url.method == satchel.Method.PUT
+    assert url.key == "players/p1/saves/slot1.dat"
 
 
 @pytest.mark.asyncio

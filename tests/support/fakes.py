@@ -27,6 +27,7 @@ class ScriptedSts:
         self.clock = clock
         self.delay = delay
         self.calls: list[AssumeRoleRequest] = []
+        self.called = asyncio.Event()  # set by the first call
         self.fail_with: Exception | None = None
         self.grant: int | None = None
         self._ids = itertools.count(1)
@@ -35,6 +36,7 @@ class ScriptedSts:
         self, request: AssumeRoleRequest, *, deadline: float | None
     ) -> AssumeRoleResult:
         self.calls.append(request)
+        self.called.set()
         async with asyncio.timeout_at(deadline):  # as the real transport does
             await asyncio.sleep(self.delay)
         if self.fail_with is not None:

@@ -56,10 +56,6 @@ class RateLimiter:
             self._players.popitem(last=False)
         return bucket
 
-    @property
-    def players_tracked(self) -> int:
-        return len(self._players)
-
     @staticmethod
     def _spend(bucket: TokenBucket, subject: str) -> None:
         wait = bucket.try_take()

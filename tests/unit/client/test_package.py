@@ -27,5 +27,14 @@ def test_importing_the_client_loads_neither_the_server_nor_aiohttp() -> None:
 
 def test_the_package_is_typed_and_exports_what_it_documents() -> None:
     assert (REPO_ROOT / "clients" / "python" / "satchel" / "py.typed").exists()
+    star: dict[str, object] = {}
+    exec("from satchel import *", star)
+    assert sorted(set(star) - {"__builtins__"}) == sorted(satchel.__all__)
     for name in satchel.__all__:
-        assert getattr(satchel, name) is not None
+        value = getattr(satchel, name)
+        defined_in = getattr(value, "__module__", None) or type(value).__module__
+        assert defined_in in {"satchel.client", "satchel.errors", "satchel.results"}, name
+        assert (value.__doc__ or "").strip(), f"satchel.{name} has no docstring"
+    errors = [getattr(satchel, name) for name in satchel.__all__ if name.endswith("Error")]
+    assert errors
+    assert all(issubclass(error, satchel.SatchelError) for error in errors)
