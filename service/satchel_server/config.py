@@ -435,6 +435,9 @@ class AuditSettings:
 
     # "stdout", or a file path (appended to).
     output: str = _setting("stdout", lambda v: None if v else "must not be empty")
+    # How long an allowed call's line may wait to be written with others (one write for
+    # many lines). A refusal's line never waits. 0: every line is written at once.
+    flush_ms: float = _setting(20.0, _between(0, 1000))
 
 
 BEARER_KEY_ENTRY = re.compile(r"[0-9a-f]{16}:sha256:[0-9a-f]{64}")

@@ -66,7 +66,7 @@ def auth_settings(
         callers={c.name: c for c in callers},
         limits=limits or LimitSettings(player_rate_per_second=0),
         # Lines written at once, so a test reads a call's line as soon as it ends.
-        audit=AuditSettings(output=str(audit_file)),
+        audit=AuditSettings(output=str(audit_file), flush_ms=0),
         tls=tls or TlsSettings(),
     )
 

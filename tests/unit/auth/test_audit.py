@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -160,24 +161,83 @@ async def test_a_refusal_writes_its_audit_line_before_the_status_leaves() -> Non
     assert events == ["audit UNAUTHENTICATED", "status sent"]
 
 
-class _FlushCountingStream(io.StringIO):
-    """Counts flushes: a line reaches a file (or a pipe) only once flushed."""
+class _CountingStream(io.StringIO):
+    """Counts writes and flushes: each is a system call for a real file."""
 
     def __init__(self) -> None:
         super().__init__()
+        self.writes = 0
         self.flushes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
 
     def flush(self) -> None:
         self.flushes += 1
         super().flush()
 
 
-def test_every_line_is_flushed_as_it_is_written() -> None:
-    stream = _FlushCountingStream()
-    audit = AuditLog(stream, clock=lambda: NOW_NS)
-    for count, request_id in enumerate(("allowed", "refused"), start=1):
+class _Timers:
+    """An injected timer: records what was asked, fires only when the test says."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[float, Callable[[], None]]] = []
+
+    def __call__(self, delay: float, callback: Callable[[], None]) -> None:
+        self.asked.append((delay, callback))
+
+    def fire(self) -> None:
+        asked, self.asked = self.asked, []
+        for _, callback in asked:
+            callback()
+
+
+def _ids(stream: io.StringIO) -> list[str]:
+    return [json.loads(line)["request_id"] for line in stream.getvalue().splitlines()]
+
+
+def test_allowed_lines_wait_for_the_timer_then_go_in_one_write() -> None:
+    stream, timers = _CountingStream(), _Timers()
+    audit = AuditLog(stream, clock=lambda: NOW_NS, flush_after=0.02, timer=timers)
+    for request_id in ("a", "b", "c"):
         audit.write(CallRecord(rpc="IssueToken", request_id=request_id), "OK")
-        assert stream.getvalue().count("\n") == stream.flushes == count
+    assert stream.getvalue() == ""
+    assert [delay for delay, _ in timers.asked] == [0.02]  # one timer for the batch
+    timers.fire()
+    assert _ids(stream) == ["a", "b", "c"]
+    assert (stream.writes, stream.flushes) == (1, 1)
+
+
+def test_a_refusal_is_written_at_once_after_the_lines_waiting() -> None:
+    stream, timers = _CountingStream(), _Timers()
+    audit = AuditLog(stream, clock=lambda: NOW_NS, flush_after=0.02, timer=timers)
+    audit.write(CallRecord(rpc="IssueToken", request_id="allowed"), "OK")
+    audit.write(CallRecord(rpc="IssueToken", request_id="refused"), "PERMISSION_DENIED")
+    assert _ids(stream) == ["allowed", "refused"]
+    timers.fire()  # the timer finds nothing left to write
+    assert _ids(stream) == ["allowed", "refused"]
+    assert stream.writes == 1
+
+
+def test_a_full_batch_is_written_without_waiting_and_close_writes_the_rest() -> None:
+    stream, timers = _CountingStream(), _Timers()
+    audit = AuditLog(stream, clock=lambda: NOW_NS, flush_after=60, max_pending=3, timer=timers)
+    for request_id in ("a", "b", "c", "d"):
+        audit.write(CallRecord(rpc="IssueToken", request_id=request_id), "OK")
+    assert _ids(stream) == ["a", "b", "c"]
+    audit.close()
+    assert _ids(stream) == ["a", "b", "c", "d"]
+
+
+def test_with_flush_ms_0_every_line_is_written_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    audit = audit_log_from(AuditSettings(output=str(path), flush_ms=0))
+    try:
+        audit.write(CallRecord(rpc="IssueToken", request_id="a"), "OK")
+        assert json.loads(path.read_text())["request_id"] == "a"
+    finally:
+        audit.close()
 
 
 def test_closing_leaves_a_stream_it_does_not_own_open() -> None:
