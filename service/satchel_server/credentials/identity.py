@@ -165,6 +165,8 @@ class RefreshingIdentity:
 
     def _due(self, identity: Identity) -> bool:
         now = self._clock()
+        if not self._still_valid(identity):
+            return True  # the pause after a failure never outlasts the credentials
         if self._retry_at is not None and now < self._retry_at:
             return False
         return self._refresh_at is not None and now >= self._refresh_at

@@ -90,6 +90,20 @@ async def test_a_failed_refresh_keeps_working_credentials_and_waits_before_tryin
 
 
 @pytest.mark.asyncio
+async def test_credentials_that_expire_during_the_pause_after_a_failure_are_never_served() -> None:
+    clock = FakeClock()
+    source = ScriptedSource(clock)
+    identity = RefreshingIdentity(source, clock)
+    first = await identity.start()
+    clock.now += timedelta(seconds=3595)
+    source.failing = True
+    assert await identity.current() is first  # 5 s left: still good to sign with
+    clock.now += timedelta(seconds=6)  # expired, though the pause has 4 s to run
+    source.failing = False
+    assert (await identity.current()).access_key_id == "STS.3"
+
+
+@pytest.mark.asyncio
 async def test_expired_credentials_that_cannot_be_refreshed_are_unavailable() -> None:
     clock = FakeClock()
     source = ScriptedSource(clock)
