@@ -34,7 +34,12 @@ from satchel_server.presigning.signing_credentials import (
     player_root,
 )
 from satchel_server.rules.policy import LIST_ACTION, session_policy
-from satchel_server.rules.scopes import PresignRequest, permission_set, player_prefix
+from satchel_server.rules.scopes import (
+    DOCTOR_SESSION_NAME,
+    PresignRequest,
+    permission_set,
+    player_prefix,
+)
 from satchel_server.signing import SigningCredentials
 from satchel_server.sts.client import AliyunStsClient
 from satchel_server.sts.http import new_session
@@ -66,7 +71,7 @@ class _Context:
     async def assume(self, scope: ScopeSettings, policy: str, seconds: int) -> SigningCredentials:
         request = AssumeRoleRequest(
             role_arn=scope.role_arn,
-            role_session_name=PROBE_PLAYER,
+            role_session_name=DOCTOR_SESSION_NAME,
             policy=policy,
             duration_seconds=seconds,
             external_id=scope.external_id,

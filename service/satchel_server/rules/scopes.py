@@ -25,13 +25,15 @@ _POLICY_METACHARACTERS = frozenset('*?${}"\\/')
 # STS RoleSessionName: 2-64 of these. It lands in ActionTrail, so it names the player:
 # "satchel-" + the id when the id is already a valid name; otherwise "satchel." + the
 # id made valid and cut short + "." + a keyed hash of the whole id. A scope's own
-# presigning credentials are "satchel@" + the scope's name. The three prefixes differ,
-# so no name of one kind can be taken by another.
+# presigning credentials are "satchel@" + the scope's name; `satchel doctor`'s probes are
+# DOCTOR_SESSION_NAME. The four differ in their eighth character, so no name of one
+# kind can be taken by another.
 _SESSION_NAME_SAFE = re.compile(r"[A-Za-z0-9.@_-]+")
 _SESSION_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9.@_-]")
 _SESSION_NAME_AS_IS = "satchel-"
 _SESSION_NAME_HASHED = "satchel."
 _SESSION_NAME_SCOPE = "satchel@"
+DOCTOR_SESSION_NAME = "satchel_doctor"
 _SESSION_NAME_MAX = 64
 _SESSION_NAME_DIGEST_CHARS = 16  # 64 bits of HMAC-SHA256
 # Longest player id, whatever the pattern: it appears three times in a session

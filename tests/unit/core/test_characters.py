@@ -6,13 +6,14 @@ import re
 import unicodedata
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from support.scopes import make_scope
 
 from satchel_server.errors import InvalidArgument
 from satchel_server.rules.characters import REFUSED_CATEGORIES, check_characters
 from satchel_server.rules.scopes import (
+    DOCTOR_SESSION_NAME,
     MAX_PLAYER_ID_CHARS,
     check_object_key,
     check_player_id,
@@ -120,3 +121,11 @@ def test_no_player_takes_the_session_name_of_a_scopes_presigning_credentials(
 ) -> None:
     assert _STS_NAME.fullmatch(scope_session_name(scope_name))
     assert role_session_name(player_id, KEY) != scope_session_name(scope_name)
+
+
+@given(st.text(max_size=80))
+@example("doctor")
+def test_no_player_takes_the_session_name_of_the_doctors_probes(player_id: str) -> None:
+    assert _STS_NAME.fullmatch(DOCTOR_SESSION_NAME)
+    assert role_session_name(player_id, KEY) != DOCTOR_SESSION_NAME
+    assert scope_session_name(player_id) != DOCTOR_SESSION_NAME
