@@ -13,6 +13,7 @@ import binascii
 import functools
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -104,8 +105,9 @@ class OidcProvider:
             raise OidcTokenError(
                 "AuthenticationFail.OIDCToken.AudienceNotMatch", "Invalid audience."
             )
-        expires, not_before = claims.get("exp"), claims.get("nbf", claims.get("iat", 0))
-        if not isinstance(expires, int | float) or not isinstance(not_before, int | float):
+        expires = _numeric_date(claims.get("exp"))
+        not_before = _numeric_date(claims.get("nbf", claims.get("iat", 0)))
+        if expires is None or not_before is None:
             raise OidcTokenError(INVALID, "exp and iat must be numbers.")
         if now >= expires:
             raise OidcTokenError(
@@ -119,6 +121,17 @@ class OidcProvider:
         return VerifiedToken(self.issuer, known[0], subject, claims)
 
 
+def _numeric_date(value: object) -> float | None:
+    """A NumericDate claim's seconds; None for a boolean, a string, NaN or an infinity."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _verified_claims(token: str, public_key: rsa.RSAPublicKey, kid: str) -> dict[str, object]:
     if not 4 <= len(token) <= MAX_TOKEN_CHARS:
         raise OidcTokenError(INVALID, "The OIDCToken length is out of range.")
@@ -129,7 +142,7 @@ def _verified_claims(token: str, public_key: rsa.RSAPublicKey, kid: str) -> dict
         )
     try:
         header = json.loads(_unb64url(parts[0]))
-        claims = json.loads(_unb64url(parts[1]))
+        claims = json.loads(_unb64url(parts[1]), parse_constant=_refuse_constant)
         signature = _unb64url(parts[2])
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise OidcTokenError(INVALID, "The Jwt content cannot be recognized.") from None

@@ -67,6 +67,11 @@ def test_a_good_token_yields_its_claims() -> None:
         (_claims(nbf=int(NOW + 60)), "AuthenticationFail.OIDCToken.Invalid"),
         (_claims(sub=None), "AuthenticationFail.OIDCToken.Invalid"),
         (_claims(exp="tomorrow"), "AuthenticationFail.OIDCToken.Invalid"),
+        # JSON has no NaN or Infinity, and a boolean is no time: none may mean "never expires".
+        (_claims(exp=float("nan")), "AuthenticationFail.OIDCToken.Invalid"),
+        (_claims(exp=float("inf")), "AuthenticationFail.OIDCToken.Invalid"),
+        (_claims(nbf=float("nan")), "AuthenticationFail.OIDCToken.Invalid"),
+        (_claims(exp=True), "AuthenticationFail.OIDCToken.Invalid"),
     ],
 )
 def test_each_claim_is_checked(claims: dict[str, object], code: str) -> None:
