@@ -59,6 +59,7 @@ def test_every_environment_variable_the_code_reads_is_in_one_table() -> None:
         "Kubernetes",
         "Endpoints",
         "Bucket CORS",
+        "Block Public Access",
         "TLS certificates",
         "Sizing",
         "Clock",
@@ -92,3 +93,12 @@ def test_the_saturation_metric_is_one_satchel_exposes() -> None:
 def test_the_vpc_sts_endpoint_is_documented() -> None:
     assert "https://sts-vpc.REGION.aliyuncs.com" in section("Endpoints")
     assert "oss-REGION-internal.aliyuncs.com" in section("Endpoints")
+
+
+def test_the_guide_says_why_the_bucket_needs_block_public_access() -> None:
+    # A player's write credential can set x-oss-object-acl on its uploads (the emulator
+    # grants it under oss:PutObject, as OSS's references say): only the bucket setting
+    # keeps such an ACL from making a save public.
+    text = section("Block Public Access")
+    assert "`x-oss-object-acl`" in text
+    assert "PutBucketPublicAccessBlock" in text
