@@ -44,6 +44,13 @@ PRESIGNED = (
         ),
         (f"Signature={SECRET}&SignatureNonce=1", SECRET),
         (f"bare token {TOKEN} in prose", TOKEN[:40]),
+        # An Authorization header's value is a credential whatever its shape.
+        ("Authorization: Bearer abcdefghijklmnop", "abcdefghijklmnop"),
+        ('"authorization": "Basic dXNlcjpwYXNz"', "dXNlcjpwYXNz"),
+        # Secret-bearing names followed by a colon and a bare value (headers, YAML, reprs).
+        (f"AccessKeySecret: {SECRET}", SECRET),
+        ("x-acs-security-token: CAISabc123", "CAISabc123"),
+        ("OIDCToken=eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", "eyJzdWIiOiJ4In0"),
     ],
 )
 def test_scrub_removes_every_secret_shape(text: str, secret: str) -> None:
@@ -62,6 +69,8 @@ def test_scrub_removes_every_secret_shape(text: str, secret: str) -> None:
         "bearer keys travel in plaintext",
         "the bearer key is sent in plaintext to game.example:443: pass tls=Tls(...)",
         "Bearer token-based authentication is on",
+        "OSS answered SignatureDoesNotMatch: check the secret",
+        "the session policy: 812 characters",
     ],
 )
 def test_scrub_keeps_what_operators_need(text: str) -> None:

@@ -28,10 +28,12 @@ REDACTED = "[REDACTED]"
 # The request id of the RPC being served, set by the API layer; "-" outside RPCs.
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
-_SENSITIVE_PARAMETERS = (
-    r"x-oss-signature|x-oss-security-token|x-oss-credential|Signature|security-token|"
-    r"SecurityToken|AccessKeySecret|access_key_secret|security_token|Policy|policy"
+# Names whose value is a secret (or, with Policy, too bulky to be worth a line).
+_HIDDEN_VALUE_NAMES = (
+    r"x-oss-signature|x-oss-security-token|x-acs-security-token|x-oss-credential|Signature|"
+    r"security-token|SecurityToken|AccessKeySecret|access_key_secret|security_token|OIDCToken"
 )
+_SENSITIVE_PARAMETERS = _HIDDEN_VALUE_NAMES + r"|Policy|policy"
 _SCRUBBERS: tuple[tuple[re.Pattern[str], str], ...] = (
     # A URL's whole query: a presigned URL's query is a bearer credential.
     (re.compile(r"(https?://[^\s\"'?]+)\?[^\s\"']*"), rf"\1?{REDACTED}"),
@@ -39,6 +41,16 @@ _SCRUBBERS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(rf"\b({_SENSITIVE_PARAMETERS})=[^&\s\"']+"), rf"\1={REDACTED}"),
     (
         re.compile(rf"(\\?[\"']?(?:{_SENSITIVE_PARAMETERS})\\?[\"']?\s*[:=]\s*\\?[\"'])[^\"'\\]+"),
+        rf"\1{REDACTED}",
+    ),
+    # A secret's name, a colon and a bare value: headers, YAML, unquoted reprs.
+    (re.compile(rf"\b({_HIDDEN_VALUE_NAMES})(\s*:\s*)[^\s\"',;&]+"), rf"\1\2{REDACTED}"),
+    # An Authorization header's value, whatever its scheme and shape.
+    (
+        re.compile(
+            r"\b(authorization\\?[\"']?\s*[:=]\s*\\?[\"']?(?:Bearer|Basic)\s+)[^\s\"'\\]+",
+            re.IGNORECASE,
+        ),
         rf"\1{REDACTED}",
     ),
     # Authorization header values: OSS V1, OSS V4, ACS3, bearer keys.
