@@ -110,6 +110,10 @@ def _error_of(call: Any) -> tuple[str, int]:
         ({"session_name": "a"}, "InvalidParameter.RoleSessionName", 400),
         ({"session_name": "bad name!"}, "InvalidParameter.RoleSessionName", 400),
         ({"session_name": "x" * 65}, "InvalidParameter.RoleSessionName", 400),
+        # A trailing newline is a character like any other, never the end of the value.
+        ({"session_name": "player-12\n"}, "InvalidParameter.RoleSessionName", 400),
+        ({"external_id": "ext-123\n"}, "InvalidParameter.ExternalId", 400),
+        ({"role": acc.DEV_ROLE + "\n"}, "InvalidParameter.RoleArn", 400),
         ({"duration": 899}, "InvalidParameter.DurationSeconds", 400),
         ({"duration": 3601}, "InvalidParameter.DurationSeconds", 400),
         ({"policy": '{"Version":"1"}'}, "InvalidParameter.PolicyGrammar", 400),

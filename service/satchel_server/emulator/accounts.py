@@ -80,7 +80,7 @@ DEV_USER_ENTRY: dict[str, object] = {
     "access_key_secret": DEV_ACCESS_KEY_SECRET,
 }
 
-_ROLE_ARN = re.compile(r"^acs:ram::(\d+):role/([A-Za-z0-9.@_-]{1,64})$")
+_ROLE_ARN = re.compile(r"acs:ram::(\d+):role/([A-Za-z0-9.@_-]{1,64})")
 # Sessions this long past expiry are forgotten; until then they answer SecurityTokenExpired.
 _SESSION_RETENTION_S = 86400.0
 
@@ -186,7 +186,7 @@ class Session:
 
 def parse_role_arn(arn: str) -> tuple[str, str] | None:
     """(account id, lower-cased role name), or None if the ARN is malformed."""
-    match = _ROLE_ARN.match(arn)
+    match = _ROLE_ARN.fullmatch(arn)
     return (match.group(1), match.group(2).lower()) if match else None
 
 

@@ -41,8 +41,8 @@ STATE_KEY = web.AppKey("sts_state", EmulatorState)
 VERSION = "2015-04-01"
 MIN_DURATION_S = 900
 _MAX_BODY = 256 * 1024
-_SESSION_NAME = re.compile(r"^[A-Za-z0-9.@_-]{2,64}$")
-_EXTERNAL_ID = re.compile(r"^[A-Za-z0-9=,.@:/_-]{2,1224}$")
+_SESSION_NAME = re.compile(r"[A-Za-z0-9.@_-]{2,64}")
+_EXTERNAL_ID = re.compile(r"[A-Za-z0-9=,.@:/_-]{2,1224}")
 
 
 def _expiration(epoch: float) -> str:
@@ -154,7 +154,7 @@ def _role(state: EmulatorState, params: Mapping[str, str]) -> Role:
 
 def _check_external_id(params: Mapping[str, str], role: Role) -> None:
     external_id = params.get("ExternalId")
-    if external_id is not None and not _EXTERNAL_ID.match(external_id):
+    if external_id is not None and not _EXTERNAL_ID.fullmatch(external_id):
         raise StsError("InvalidParameter.ExternalId")
     if role.external_id is not None and external_id != role.external_id:
         raise StsError("NoPermission", "The ExternalId does not match the role's trust policy.")
@@ -164,7 +164,7 @@ def _session_name(params: Mapping[str, str]) -> str:
     name = params.get("RoleSessionName")
     if not name:
         raise StsError("MissingRoleSessionName")
-    if not _SESSION_NAME.match(name):
+    if not _SESSION_NAME.fullmatch(name):
         raise StsError("InvalidParameter.RoleSessionName")
     return name
 
