@@ -13,7 +13,7 @@ between so that STS's one-second window starts empty: N requests over P players,
 Then a probe for the case the baseline is built for: cold players under light load (one
 caller per client process).
 
-Targets (issue 23), per workload: Satchel serves every request, with >= 10x fewer AssumeRole
+Targets, per workload: Satchel serves every request, with >= 10x fewer AssumeRole
 calls and >= 10x the baseline's served calls per second, and no throttling failures.
 """
 

@@ -51,7 +51,7 @@ def results(results_dir: Path) -> dict[str, Any]:
 
 def test_every_measurement_ran_and_has_rows(results: dict[str, Any]) -> None:
     assert results["errors"] == {}
-    # At least these five (issue 10); others may be registered beside them.
+    # At least these; others may be registered beside them.
     assert set(results["results"]) >= MEASUREMENTS
     for row in results["rows"]:
         assert row["met"] in (True, False, None)
