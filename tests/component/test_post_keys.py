@@ -129,3 +129,21 @@ async def test_every_form_presign_returns_writes_exactly_its_key_or_is_refused(
     await asyncio.to_thread(property_)
     # Refusing every upload would pass the property: forms for good keys must work.
     assert 204 in uploads, uploads
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("acl", ["public-read", "public-read-write", "private"])
+async def test_a_form_keeps_the_buckets_acl_whatever_acl_the_uploader_adds(
+    stack: Stack, acl: str
+) -> None:
+    request = pb.PresignObjectRequest(player_id="p1", key="shot.png", method=pb.HTTP_METHOD_POST)
+    form = await stack.stub.PresignObject(request, timeout=10)
+    fields = dict(form.form_fields)
+
+    widened = {**fields, "x-oss-object-acl": acl}
+    assert await upload(form.url, widened, b"mine", "shot.png") == 403
+    assert form.key not in stored_keys(stack)
+
+    assert await upload(form.url, fields, b"mine", "shot.png") == 204
+    stored = stack.emulator.state.store.head(DEV_BUCKET, form.key)
+    assert stored.acl == "default"

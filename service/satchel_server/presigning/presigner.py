@@ -37,6 +37,8 @@ from satchel_server.vocabulary import HttpMethod
 
 # What a PostObject answers on success (OSS's own default); sent so clients can rely on it.
 POST_SUCCESS_STATUS = "204"
+# OSS's object ACL value that means "as the bucket says".
+INHERITED_ACL = "default"
 # A PUT's Content-Type is part of its signature, and most HTTP clients send one of
 # their own when none is set (aiohttp, urllib, OkHttp). So a PUT always signs one,
 # and the response's headers tell the client exactly what to send.
@@ -159,6 +161,8 @@ class Presigner:
             content_length_range=(0, request.max_size),
             content_type=request.content_type,
             forbid_overwrite=request.forbid_overwrite,
+            # The object inherits the bucket's ACL: a player's upload never makes itself public.
+            object_acl=INHERITED_ACL,
             region=scope.region,
             endpoint=self._endpoints[scope.name],
         )

@@ -39,6 +39,9 @@ class PostPolicyRequest:
     content_length_range: tuple[int, int] | None = None
     content_type: str | None = None
     forbid_overwrite: bool = False
+    # Pinned by an `eq` condition: OSS checks only the fields a policy names, so an
+    # unpinned form lets the uploader add x-oss-object-acl (public-read, say).
+    object_acl: str | None = None
     region: str | None = None  # required for V4
     endpoint: OssEndpoint | None = None
     product: str = "oss"
@@ -85,6 +88,8 @@ def policy_document(req: PostPolicyRequest, extra: list[Any]) -> dict[str, Any]:
         conditions.append(["eq", "$Content-Type", req.content_type])
     if req.forbid_overwrite:
         conditions.append({"x-oss-forbid-overwrite": "true"})
+    if req.object_acl is not None:
+        conditions.append(["eq", "$x-oss-object-acl", req.object_acl])
     if req.credentials.security_token:
         conditions.append({"x-oss-security-token": req.credentials.security_token})
     conditions.extend(extra)
@@ -115,6 +120,8 @@ def _common_fields(req: PostPolicyRequest) -> dict[str, str]:
         fields["Content-Type"] = req.content_type
     if req.forbid_overwrite:
         fields["x-oss-forbid-overwrite"] = "true"
+    if req.object_acl is not None:
+        fields["x-oss-object-acl"] = req.object_acl
     if req.credentials.security_token:
         fields["x-oss-security-token"] = req.credentials.security_token
     return fields
