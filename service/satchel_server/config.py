@@ -192,13 +192,18 @@ def _check_permissions(value: tuple[str, ...]) -> str | None:
     return None
 
 
+# Characters with a meaning in RAM policy strings (wildcards, variables, quoting): a
+# prefix template or a player id that holds one could widen a policy, so it is refused.
+POLICY_METACHARACTERS = frozenset('*?${}"\\')
+
+
 def _check_prefix_template(value: str) -> str | None:
     static = value.replace(PLAYER_PLACEHOLDER, "x", 1)  # "x": a real id is never empty
     if value.count(PLAYER_PLACEHOLDER) != 1:
         return f"must contain {PLAYER_PLACEHOLDER} exactly once"
     if not value.endswith("/") or value.startswith("/"):
         return "must end with '/' and must not start with '/'"
-    if any(ch in static for ch in '*?${}"\\') or "//" in static:
+    if any(ch in static for ch in POLICY_METACHARACTERS) or "//" in static:
         return "must not contain wildcards, braces, quotes, backslashes or '//'"
     if any(segment in (".", "..") for segment in value.split("/")):
         return "must not contain '.' or '..' segments"

@@ -12,16 +12,15 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from satchel_server.config import PLAYER_PLACEHOLDER, ScopeSettings
+from satchel_server.config import PLAYER_PLACEHOLDER, POLICY_METACHARACTERS, ScopeSettings
 from satchel_server.errors import InvalidArgument
 from satchel_server.rules.characters import check_characters
 from satchel_server.signing.encoding import MAX_KEY_BYTES
 from satchel_server.vocabulary import HttpMethod, PlayerPermission
 
-# Characters that mean something inside a RAM policy or a path, refused even when
-# an operator's pattern would let them through: wildcards (* ?), policy variables
-# (${...}), JSON string delimiters (" \), the folder separator (/).
-_POLICY_METACHARACTERS = frozenset('*?${}"\\/')
+# Refused in a player id even when an operator's pattern would let them through: what
+# means something inside a RAM policy, and the folder separator.
+_POLICY_METACHARACTERS = POLICY_METACHARACTERS | {"/"}
 # STS RoleSessionName: 2-64 of these. It lands in ActionTrail, so it names the player:
 # "satchel-" + the id when the id is already a valid name; otherwise "satchel." + the
 # id made valid and cut short + "." + a keyed hash of the whole id. A scope's own
