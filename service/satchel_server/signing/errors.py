@@ -60,6 +60,14 @@ class Reason(enum.Enum):
     OSS_MALFORMED = ("InvalidArgument", 400, "Authorization information is malformed.")
     OSS_BAD_REGION = ("InvalidArgument", 400, "Invalid signing region in Authorization.")
     OSS_BAD_EXPIRES = ("InvalidArgument", 400, "x-oss-expires must be 1..604800 seconds.")
+    # A name in AdditionalHeaders (x-oss-additional-headers) that is empty, has an
+    # underscore, or names a header the request does not carry (OSS's EC 0002-00000078,
+    # -00000210, -00000211): the signature is never even computed.
+    OSS_BAD_ADDITIONAL_HEADER = (
+        "InvalidArgument",
+        400,
+        "The additional headers list a header that is empty, invalid or not in the request.",
+    )
     OSS_MISSING_AUTH = ("AccessDenied", 403, "Anonymous access is forbidden for this operation.")
     OSS_POLICY_EXPIRED = ("AccessDenied", 403, "Invalid according to Policy: Policy expired.")
     OSS_POLICY_CONDITION = (

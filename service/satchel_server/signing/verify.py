@@ -120,9 +120,38 @@ def parse_oss_authorization(header: str) -> OssV1Auth | OssV4Auth:
         if "Credential" not in items or "Signature" not in items:
             raise _fail(Reason.OSS_MALFORMED, "V4 Authorization needs Credential and Signature")
         ak, day, region, product = _parse_credential(items["Credential"])
-        extra = tuple(h for h in items.get("AdditionalHeaders", "").split(";") if h)
+        extra = _additional_names(items.get("AdditionalHeaders"))
         return OssV4Auth(ak, day, region, product, items["Signature"], extra)
     raise _fail(Reason.OSS_MALFORMED, "unsupported Authorization scheme")
+
+
+def _additional_names(text: str | None) -> tuple[str, ...]:
+    """The header names of AdditionalHeaders: absent is none; present, each must be a name.
+
+    OSS refuses an empty list, an empty item (``host;``) and a name with ``_``, before
+    it looks at the signature.
+    """
+    if text is None:
+        return ()
+    names = tuple(text.split(";"))
+    for name in names:
+        if not name or "_" in name or name != name.strip():
+            raise _fail(Reason.OSS_BAD_ADDITIONAL_HEADER, "an additional header name is invalid")
+    return names
+
+
+def _check_additional_present(names: tuple[str, ...], lower: Mapping[str, str]) -> None:
+    """Every header the signature lists must be in the request (its value is then signed).
+
+    A missing header is refused as OSS refuses it, not left to a signature mismatch: a
+    URL that signed ``content-length`` must be sent with exactly that Content-Length.
+    """
+    for name in names:
+        if name.lower() not in lower:
+            raise _fail(
+                Reason.OSS_BAD_ADDITIONAL_HEADER,
+                f"the signature lists header {name.lower()!r}, which the request lacks",
+            )
 
 
 def _int(text: str | None, what: str) -> int:
@@ -138,7 +167,7 @@ def parse_oss_query(query: Mapping[str, str]) -> OssV1Auth | OssV4Auth | None:
         if query.get("x-oss-signature-version") != oss_v4.ALGORITHM:
             raise _fail(Reason.OSS_MALFORMED, "x-oss-signature-version must be OSS4-HMAC-SHA256")
         ak, day, region, product = _parse_credential(query.get("x-oss-credential", ""))
-        extra = tuple(h for h in query.get("x-oss-additional-headers", "").split(";") if h)
+        extra = _additional_names(query.get("x-oss-additional-headers"))
         return OssV4Auth(
             ak,
             day,
@@ -269,6 +298,7 @@ def _verify_v4(
         raise _fail(Reason.OSS_BAD_REGION, "credential scope names another region")
     if auth.product != "oss":
         raise _fail(Reason.OSS_MALFORMED, "credential scope product must be oss")
+    _check_additional_present(auth.additional_headers, lower)
     source = params if auth.presigned else lower
     _check_token(creds, source.get("x-oss-security-token"), Reason.OSS_INVALID_SECURITY_TOKEN)
     stamp = auth.timestamp if auth.presigned else lower.get("x-oss-date", "")
