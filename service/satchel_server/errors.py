@@ -76,6 +76,18 @@ class UpstreamUnavailable(DomainError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class UsageUnavailable(UpstreamUnavailable):
+    """A folder's usage could not be measured now, so an upload to it is not allowed.
+
+    A quota that cannot be checked is not waived; the message says why (OSS failing,
+    or the scope's lookup rate spent) and the retry hint when to try again.
+    """
+
+
+class QuotaExceeded(DomainError):
+    """The upload would take the player's folder past the scope's quota."""
+
+
 class UpstreamDeadline(DomainError):
     """The caller's deadline ran out before STS answered."""
 

@@ -23,12 +23,14 @@ from satchel_server.errors import (
     InvalidArgument,
     NotConfigured,
     PermissionDenied,
+    QuotaExceeded,
     RateLimited,
     Unauthenticated,
     UpstreamBug,
     UpstreamDeadline,
     UpstreamRejected,
     UpstreamUnavailable,
+    UsageUnavailable,
 )
 
 
@@ -47,6 +49,8 @@ STATUS_TABLE: tuple[tuple[type[DomainError], grpc.StatusCode, str], ...] = (
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED, "missing or invalid caller credentials"),
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED, ""),  # message names the rule
     (RateLimited, grpc.StatusCode.RESOURCE_EXHAUSTED, ""),  # message names caller or player
+    (QuotaExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED, ""),  # message gives usage and quota
+    (UsageUnavailable, grpc.StatusCode.UNAVAILABLE, ""),  # message says why, RetryInfo when
     (
         UpstreamUnavailable,
         grpc.StatusCode.UNAVAILABLE,

@@ -13,12 +13,14 @@ from satchel_server.errors import (
     InvalidArgument,
     PermissionDenied,
     PolicyTooLarge,
+    QuotaExceeded,
     RateLimited,
     Unauthenticated,
     UpstreamBug,
     UpstreamDeadline,
     UpstreamRejected,
     UpstreamUnavailable,
+    UsageUnavailable,
 )
 from satchel_server.sts.errors import classify, is_retryable
 
@@ -75,6 +77,8 @@ def test_every_sts_code_maps_to_its_status(
         (Unauthenticated("unknown key id"), S.UNAUTHENTICATED, None, "missing or invalid"),
         (PermissionDenied("may not use scope 'x'"), S.PERMISSION_DENIED, None, "scope 'x'"),
         (RateLimited("player", 0.4), S.RESOURCE_EXHAUSTED, 0.4, "this player; retry"),
+        (QuotaExceeded("the folder would pass its quota"), S.RESOURCE_EXHAUSTED, None, "quota"),
+        (UsageUnavailable("OSS did not answer the usage lookup", 2.0), S.UNAVAILABLE, 2.0, "OSS"),
     ],
 )
 def test_every_domain_error_maps_to_a_status_and_a_message(

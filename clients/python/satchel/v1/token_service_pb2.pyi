@@ -288,6 +288,7 @@ class PresignObjectRequest(_message.Message):
     CONTENT_TYPE_FIELD_NUMBER: _builtins.int
     MAX_SIZE_FIELD_NUMBER: _builtins.int
     FORBID_OVERWRITE_FIELD_NUMBER: _builtins.int
+    CONTENT_LENGTH_FIELD_NUMBER: _builtins.int
     player_id: _builtins.str
     """The player whose folder holds the object. Same rules as
     IssueTokenRequest.player_id.
@@ -312,11 +313,18 @@ class PresignObjectRequest(_message.Message):
     max_size: _builtins.int
     """POST only: the largest upload the form accepts, in bytes. 0: the scope's
     default cap. Never above the scope's maximum. Ignored for other methods
-    (OSS cannot cap a PUT).
+    (a PUT gives its exact size in content_length instead).
     """
     forbid_overwrite: _builtins.bool
     """PUT and POST only: refuse to replace an existing object
     (x-oss-forbid-overwrite: true; OSS answers 409 FileAlreadyExists).
+    """
+    content_length: _builtins.int
+    """PUT only, and required for it: the exact size of the body in bytes, 0 up to
+    the scope's upload cap (the cap max_size has for POST). The URL signs it
+    (V4 x-oss-additional-headers: content-length), so OSS refuses a body of any
+    other size; the response's headers carry the Content-Length to send. A V1
+    scope cannot sign a size and refuses PUT: use POST, or a V4 scope.
     """
     @_builtins.property
     def expires_in(self) -> _duration_pb2.Duration:
@@ -336,12 +344,15 @@ class PresignObjectRequest(_message.Message):
         content_type: _builtins.str = ...,
         max_size: _builtins.int = ...,
         forbid_overwrite: _builtins.bool = ...,
+        content_length: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_in", b"expires_in"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_content_length", b"_content_length", "content_length", b"content_length", "expires_in", b"expires_in"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "expires_in", b"expires_in", "forbid_overwrite", b"forbid_overwrite", "key", b"key", "max_size", b"max_size", "method", b"method", "player_id", b"player_id", "scope", b"scope"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_content_length", b"_content_length", "content_length", b"content_length", "content_type", b"content_type", "expires_in", b"expires_in", "forbid_overwrite", b"forbid_overwrite", "key", b"key", "max_size", b"max_size", "method", b"method", "player_id", b"player_id", "scope", b"scope"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__content_length: _TypeAlias = _typing.Literal["content_length"]  # noqa: Y015
+    _WhichOneofArgType__content_length: _TypeAlias = _typing.Literal["_content_length", b"_content_length"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__content_length) -> _WhichOneofReturnType__content_length | None: ...
 
 Global___PresignObjectRequest: _TypeAlias = PresignObjectRequest  # noqa: Y015
 
@@ -407,8 +418,8 @@ class PresignObjectResponse(_message.Message):
     """The full object key in the bucket (prefix + requested key)."""
     @_builtins.property
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Headers the client must send exactly as given (for example Content-Type
-        and x-oss-forbid-overwrite for a PUT), because they are signed.
+        """Headers the client must send exactly as given (for example Content-Type,
+        Content-Length and x-oss-forbid-overwrite for a PUT), because they are signed.
         """
 
     @_builtins.property
