@@ -290,9 +290,17 @@ class ScopeSettings:
     presign_signature: str = _setting("v4", _one_of("v4", "v1"))
     presign_expires_default_seconds: int = _setting(900, _between(1, MAX_EXPIRES))
     presign_expires_max_seconds: int = _setting(1800, _between(1, MAX_EXPIRES))
-    # POST uploads: the size cap when a request gives none, and the most a request may ask.
+    # Uploads: a POST form's size cap when a request gives none, and the most any upload
+    # may be (a POST's max_size, a PUT's content_length).
     post_max_size_default_bytes: int = _setting(10 * 1024 * 1024, _between(1, 5 * 1024**3))
     post_max_size_cap_bytes: int = _setting(100 * 1024 * 1024, _between(1, 5 * 1024**3))
+    # The most a player's folder may hold, in bytes; 0: no quota. Where set, uploads
+    # are presigned only while the folder has room (measured with ListObjectsV2 on the
+    # scope's presigning credentials), and IssueToken refuses `write`.
+    folder_quota_bytes: int = _setting(0, _between(0, 2**50))
+    # Folder usage lookups (each one or more ListObjectsV2 calls) per second for the
+    # scope, with a burst of one second's worth; beyond it uploads wait for a retry.
+    folder_lookups_per_second: float = _setting(10.0, _between(0.1, 10_000))
     # Presigning signs with scope-level STS credentials (one AssumeRole per refresh,
     # never per request), lasting this long; or, when true, with the RAM user's own
     # key (URLs then outlive any STS session; off by default).
@@ -318,6 +326,14 @@ class ScopeSettings:
             )
         if self.post_max_size_default_bytes > self.post_max_size_cap_bytes:
             found.append(("post_max_size_default_bytes", "must not exceed post_max_size_cap_bytes"))
+        if self.folder_quota_bytes and "write" in self.default_permissions:
+            found.append(
+                (
+                    "default_permissions",
+                    "must not include write where folder_quota_bytes is set: STS credentials "
+                    "cannot be bounded, so uploads go through PresignObject",
+                )
+            )
         # Signing credentials are refreshed once their life falls below the longest URL
         # plus a margin; they must start with more than that or every request would wait.
         refresh_window = self.signer_ttl_seconds - (

@@ -103,8 +103,14 @@ def oss2_sign_url(
     additional_headers: list[str] | None = None,
 ) -> str:
     """oss2 ``Bucket.sign_url`` with ``slash_safe=True`` (so ``/`` stays in the path)."""
+    # oss2's StsAuth cannot sign additional headers into a URL; its V4 provider auth can.
+    auth = (
+        oss2.ProviderAuthV4(oss2.credentials.StaticCredentialsProvider(ak, sk, token))
+        if additional_headers
+        else _oss2_auth(ak, sk, token, version)
+    )
     b = oss2.Bucket(
-        _oss2_auth(ak, sk, token, version),
+        auth,
         endpoint,
         bucket,
         region=region,

@@ -44,6 +44,8 @@ INHERITED_ACL = "default"
 # and the response's headers tell the client exactly what to send.
 DEFAULT_PUT_CONTENT_TYPE = "application/octet-stream"
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
+# What a presigned PUT signs beyond the defaults: its body's size (x-oss-additional-headers).
+SIGNED_SIZE_HEADERS = ("content-length",)
 
 
 class _SignatureVersion(NamedTuple):
@@ -118,8 +120,13 @@ class Presigner:
         if request.method is HttpMethod.POST:
             return self._post(request, version, held.credentials, now, lifetime)
         headers: dict[str, str] = {}
+        additional: tuple[str, ...] = ()
         if request.method is HttpMethod.PUT:
             headers["Content-Type"] = request.content_type or DEFAULT_PUT_CONTENT_TYPE
+            # Signed, so OSS refuses a body of any other size (validation makes this V4).
+            assert request.content_length is not None  # validation requires it for PUT
+            headers["Content-Length"] = str(request.content_length)
+            additional = SIGNED_SIZE_HEADERS
         if request.forbid_overwrite:
             headers["x-oss-forbid-overwrite"] = "true"
         oss_request = OssRequest(
@@ -132,6 +139,7 @@ class Presigner:
             region=scope.region,
             expires=lifetime,
             endpoint=self._endpoints[scope.name],
+            additional_headers=additional,
         )
         signed = version.url(oss_request, self._v4_keys)
         return PresignedObject(

@@ -123,7 +123,13 @@ class ScopeRefresher:
         """New credentials for the scope (one AssumeRole, or another replica's); used at once."""
         scope = self.scope
         allowed = [PlayerPermission(p) for p in scope.permissions]
-        policy = signer_policy(scope.bucket, player_root(scope), allowed, scope.policy_max_chars)
+        policy = signer_policy(
+            scope.bucket,
+            player_root(scope),
+            allowed,
+            scope.policy_max_chars,
+            lists=bool(scope.folder_quota_bytes),
+        )
         request = AssumeRoleRequest(
             role_arn=scope.role_arn,
             role_session_name=scope_session_name(scope.name),

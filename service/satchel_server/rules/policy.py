@@ -127,23 +127,36 @@ def player_session_policy(
 
 
 def signer_policy(
-    bucket: str, root: str, permissions: Iterable[PlayerPermission], max_chars: int
+    bucket: str,
+    root: str,
+    permissions: Iterable[PlayerPermission],
+    max_chars: int,
+    *,
+    lists: bool = False,
 ) -> str:
     """The session policy of a scope's presigning credentials.
 
     They sign URLs for every player of the scope, so they reach `root` (the part of
     the prefix template before the player id; possibly the whole bucket), but only
-    with the scope's object actions: never listing, which presigning cannot offer.
+    with the scope's object actions. Listing, which presigning cannot offer, only
+    when `lists`: a scope with folder quotas measures its folders with it.
     """
     actions = _object_actions(permissions)
     if not actions:
         raise InternalFault("the scope allows no presignable permission")
-    policy: Policy = {
-        "Version": "1",
-        "Statement": [
-            {"Effect": "Allow", "Action": actions, "Resource": [f"acs:oss:*:*:{bucket}/{root}*"]}
-        ],
-    }
+    statements: list[dict[str, Any]] = [
+        {"Effect": "Allow", "Action": actions, "Resource": [f"acs:oss:*:*:{bucket}/{root}*"]}
+    ]
+    if lists:
+        statements.append(
+            {
+                "Effect": "Allow",
+                "Action": [LIST_ACTION],
+                "Resource": [bucket_resource(bucket)],
+                "Condition": {"StringLike": {"oss:Prefix": [root + "*"]}},
+            }
+        )
+    policy: Policy = {"Version": "1", "Statement": statements}
     text = serialise(policy)
     if len(text) > max_chars:
         raise PolicyTooLarge(len(text), max_chars)

@@ -124,6 +124,16 @@ def _whole_seconds(field: str, asked: float | None, default: int, low: int, high
     return int(asked)
 
 
+def check_bounded_writes(scope: ScopeSettings, permissions: frozenset[PlayerPermission]) -> None:
+    """Refuse `write` credentials in a scope with a folder quota: nothing could bound them."""
+    if scope.folder_quota_bytes and PlayerPermission.WRITE in permissions:
+        raise InvalidArgument(
+            "permissions",
+            f"'write' is refused in scope {scope.name!r}, which has a folder quota: STS "
+            "credentials cannot bound what they upload; presign uploads with PresignObject",
+        )
+
+
 def resolve_ttl(scope: ScopeSettings, asked_seconds: float | None) -> int:
     """The scope's default when unset; else whole seconds within the scope's bounds."""
     return _whole_seconds(
@@ -178,11 +188,13 @@ def validate_token_request(
 ) -> TokenRequest:
     scope = resolve_scope(scopes, scope_name)
     check_player_id(scope, player_id)
+    resolved = resolve_permissions(scope, permissions)
+    check_bounded_writes(scope, resolved)
     return TokenRequest(
         scope=scope,
         player_id=player_id,
         prefix=player_prefix(scope, player_id),
-        permissions=resolve_permissions(scope, permissions),
+        permissions=resolved,
         ttl_seconds=resolve_ttl(scope, ttl_seconds),
     )
 
@@ -266,6 +278,32 @@ def resolve_max_size(scope: ScopeSettings, method: HttpMethod, asked: int) -> in
     return asked
 
 
+def resolve_content_length(
+    scope: ScopeSettings, method: HttpMethod, asked: int | None
+) -> int | None:
+    """A PUT's exact body size, which its URL signs: required, 0 up to the scope's upload cap."""
+    if method is not HttpMethod.PUT:
+        if asked is not None:
+            raise InvalidArgument("content_length", "applies to PUT only (POST uses max_size)")
+        return None
+    if scope.presign_signature != "v4":
+        raise InvalidArgument(
+            "method",
+            f"PUT cannot be size-capped in scope {scope.name!r}, which signs with V1: "
+            "upload with POST (max_size), or use a V4 scope",
+        )
+    if asked is None:
+        raise InvalidArgument("content_length", "is required for PUT: the body's size in bytes")
+    if asked < 0:
+        raise InvalidArgument("content_length", "must not be negative")
+    if asked > scope.post_max_size_cap_bytes:
+        raise InvalidArgument(
+            "content_length",
+            f"must be at most {scope.post_max_size_cap_bytes} bytes in scope {scope.name!r}",
+        )
+    return asked
+
+
 @dataclass(frozen=True, slots=True)
 class PresignRequest:
     """A PresignObject request after validation."""
@@ -279,6 +317,12 @@ class PresignRequest:
     content_type: str | None
     max_size: int | None
     forbid_overwrite: bool
+    content_length: int | None = None  # PUT only: the exact size its URL signs
+
+    @property
+    def upload_cap(self) -> int | None:
+        """The most this upload may add to the folder (None: not an upload)."""
+        return self.content_length if self.method is HttpMethod.PUT else self.max_size
 
 
 def validate_presign_request(
@@ -292,6 +336,7 @@ def validate_presign_request(
     content_type: str,
     max_size: int,
     forbid_overwrite: bool,
+    content_length: int | None = None,
 ) -> PresignRequest:
     scope = resolve_scope(scopes, scope_name)
     check_player_id(scope, player_id)
@@ -317,4 +362,5 @@ def validate_presign_request(
         content_type=check_content_type(method, content_type),
         max_size=resolve_max_size(scope, method, max_size),
         forbid_overwrite=forbid_overwrite,
+        content_length=resolve_content_length(scope, method, content_length),
     )

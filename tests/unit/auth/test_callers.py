@@ -129,6 +129,7 @@ def presign(method: HttpMethod, player: str = "eu-1", scope: str = "saves") -> A
         content_type="",
         max_size=0,
         forbid_overwrite=False,
+        content_length=10 if method is HttpMethod.PUT else None,
     )
 
 

@@ -1,4 +1,5 @@
-"""PresignObject validation: keys, methods, expiry, content type, POST size."""
+"""PresignObject validation: keys, methods, expiry, content type, upload sizes; IssueToken
+`write` in a scope with a folder quota."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support.scopes import make_scope
 
-from satchel_server.errors import InvalidArgument
-from satchel_server.rules.scopes import check_object_key, validate_presign_request
-from satchel_server.vocabulary import HttpMethod
+from satchel_server.config import settings_from_mapping
+from satchel_server.errors import ConfigError, InvalidArgument
+from satchel_server.rules.scopes import (
+    check_object_key,
+    validate_presign_request,
+    validate_token_request,
+)
+from satchel_server.vocabulary import HttpMethod, PlayerPermission
 
 SCOPE = make_scope()
 PREFIX = "players/p1/"
@@ -160,3 +166,93 @@ def test_a_key_with_a_form_variable_is_refused_for_every_method(
     with pytest.raises(InvalidArgument) as caught:
         presign(key=f"x{before}${{{after}", method=method)
     assert (caught.value.field, caught.value.rule) == ("key", "must not contain '${'")
+
+
+CAP = SCOPE.post_max_size_cap_bytes
+
+
+@given(size=st.integers(-3, 3) | st.integers(CAP - 3, CAP + 3) | st.integers(-(2**63), 2**63))
+def test_a_put_signs_any_size_from_zero_to_the_scopes_cap(size: int) -> None:
+    if 0 <= size <= CAP:
+        assert presign(method=HttpMethod.PUT, content_length=size).content_length == size
+        return
+    with pytest.raises(InvalidArgument) as caught:
+        presign(method=HttpMethod.PUT, content_length=size)
+    assert caught.value.field == "content_length"
+    assert ("negative" if size < 0 else f"at most {CAP} bytes") in caught.value.rule
+
+
+def test_a_put_must_say_its_size() -> None:
+    with pytest.raises(InvalidArgument, match="is required for PUT") as caught:
+        presign(method=HttpMethod.PUT)
+    assert caught.value.field == "content_length"
+
+
+@pytest.mark.parametrize(
+    "method", [HttpMethod.GET, HttpMethod.HEAD, HttpMethod.DELETE, HttpMethod.POST]
+)
+def test_only_a_put_gives_a_content_length(method: HttpMethod) -> None:
+    with pytest.raises(InvalidArgument, match="PUT only") as caught:
+        presign(method=method, content_length=1)
+    assert caught.value.field == "content_length"
+
+
+def test_a_v1_scope_refuses_put_and_names_the_ways_that_work() -> None:
+    v1 = make_scope(presign_signature="v1")
+    with pytest.raises(InvalidArgument) as caught:
+        validate_presign_request(
+            {"saves": v1},
+            scope_name="",
+            player_id="p1",
+            key="k",
+            method=HttpMethod.PUT,
+            expires_seconds=None,
+            content_type="",
+            max_size=0,
+            forbid_overwrite=False,
+            content_length=10,
+        )
+    assert caught.value.field == "method"
+    assert "POST" in caught.value.rule
+    assert "V4" in caught.value.rule
+
+
+def test_the_upload_cap_is_a_puts_size_or_a_posts_max_size() -> None:
+    assert presign(method=HttpMethod.PUT, content_length=5).upload_cap == 5
+    assert presign(method=HttpMethod.POST, max_size=7).upload_cap == 7
+    assert presign(method=HttpMethod.POST).upload_cap == SCOPE.post_max_size_default_bytes
+    assert presign(method=HttpMethod.GET).upload_cap is None
+
+
+def token(scope_settings: object, *permissions: PlayerPermission) -> object:
+    return validate_token_request(
+        {"saves": scope_settings},  # type: ignore[dict-item]
+        scope_name="",
+        player_id="p1",
+        permissions=permissions,
+        ttl_seconds=None,
+    )
+
+
+def test_issue_token_refuses_write_where_a_folder_quota_is_set() -> None:
+    quota_scope = make_scope(folder_quota_bytes=1000)
+    with pytest.raises(InvalidArgument) as caught:
+        token(quota_scope, PlayerPermission.READ, PlayerPermission.WRITE)
+    assert caught.value.field == "permissions"
+    assert "PresignObject" in caught.value.rule
+    token(quota_scope, PlayerPermission.READ, PlayerPermission.LIST)  # the rest stays
+    token(make_scope(), PlayerPermission.WRITE)  # no quota: write as before
+
+
+def test_a_quota_scope_cannot_give_write_by_default() -> None:
+    scope = {
+        "bucket": "game-saves",
+        "region": "cn-hangzhou",
+        "role_arn": "acs:ram::1234567890123456:role/satchel-saves",
+        "endpoint": "https://oss-cn-hangzhou.aliyuncs.com",
+        "folder_quota_bytes": 1000,
+        "default_permissions": ["read", "write"],
+    }
+    with pytest.raises(ConfigError, match="PresignObject") as caught:
+        settings_from_mapping({"scopes": {"saves": scope}}, {})
+    assert caught.value.key == "scopes.saves.default_permissions"

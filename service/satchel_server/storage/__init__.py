@@ -1,0 +1,1 @@
+"""OSS requests Satchel makes for itself (folder listings), over aiohttp."""

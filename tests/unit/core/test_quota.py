@@ -1,0 +1,233 @@
+"""Folder quotas: the upload that would pass the quota is refused; pending uploads count;
+lookups are cached, single-flight, rate-bounded; a failed lookup refuses the upload."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from support.fakes import FakeClock, ScriptedSts
+from support.scopes import make_scope
+
+from satchel_server.config import AccessKey, ScopeSettings
+from satchel_server.credentials.budget import TokenBucket
+from satchel_server.errors import QuotaExceeded, UsageUnavailable
+from satchel_server.presigning.quota import (
+    LANDING_ALLOWANCE_SECONDS,
+    USAGE_FRESH_SECONDS,
+    FolderListing,
+    FolderQuery,
+    FolderQuotas,
+)
+from satchel_server.presigning.signing_credentials import ScopeRefresher, ScopeSigningCredentials
+from satchel_server.rules.scopes import PresignRequest, validate_presign_request
+from satchel_server.vocabulary import HttpMethod
+
+pytestmark = pytest.mark.asyncio
+QUOTA = 1000
+SCOPE = make_scope(folder_quota_bytes=QUOTA, sign_with_access_key=True, folder_lookups_per_second=2)
+PREFIX = "players/p1/"
+
+
+class Seconds:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeLister:
+    """Answers each folder from `sizes` (by full key); counts lookups; may fail or wait."""
+
+    def __init__(self, sizes: Mapping[str, int] | None = None) -> None:
+        self.sizes = dict(sizes or {})
+        self.queries: list[FolderQuery] = []
+        self.fail: UsageUnavailable | None = None
+        self.release: asyncio.Event | None = None
+
+    async def list_folder(self, query: FolderQuery) -> FolderListing:
+        self.queries.append(query)
+        if self.release is not None:
+            await self.release.wait()
+        if self.fail is not None:
+            raise self.fail
+        found = {k: v for k, v in self.sizes.items() if k.startswith(query.prefix)}
+        return FolderListing(found, complete=len(found) <= query.max_objects)
+
+
+def quotas(
+    lister: FakeLister, clock: Seconds | None = None, scope: ScopeSettings = SCOPE
+) -> FolderQuotas:
+    signer = ScopeRefresher(scope, ScriptedSts(FakeClock()), TokenBucket(1), AccessKey("LTAI", "s"))
+    return FolderQuotas(
+        {scope.name: scope},
+        ScopeSigningCredentials({scope.name: signer}),
+        lister,
+        clock=clock or Seconds(),
+    )
+
+
+def upload(
+    key: str = "saves/a.dat",
+    size: int = 100,
+    *,
+    player: str = "p1",
+    method: HttpMethod = HttpMethod.PUT,
+    scope: ScopeSettings = SCOPE,
+) -> PresignRequest:
+    put = method is HttpMethod.PUT
+    return validate_presign_request(
+        {scope.name: scope},
+        scope_name="",
+        player_id=player,
+        key=key,
+        method=method,
+        expires_seconds=600,
+        content_type="",
+        max_size=0 if put or method is not HttpMethod.POST else size,
+        forbid_overwrite=False,
+        content_length=size if put else None,
+    )
+
+
+@given(
+    used=st.integers(0, 2 * QUOTA),
+    size=st.integers(0, 2 * QUOTA),
+    method=st.sampled_from([HttpMethod.PUT, HttpMethod.POST]),
+)
+async def test_an_upload_is_allowed_exactly_when_the_folder_has_room(
+    used: int, size: int, method: HttpMethod
+) -> None:
+    scope = make_scope(
+        folder_quota_bytes=QUOTA, sign_with_access_key=True, post_max_size_cap_bytes=2 * QUOTA
+    )
+    if method is HttpMethod.POST and size == 0:
+        size = 1  # max_size 0 means the scope's default
+    gate = quotas(FakeLister({PREFIX + "old.dat": used}), scope=scope)
+    request = upload(size=size, method=method, scope=scope)
+    if used + size <= QUOTA:
+        await gate.admit(request)
+        return
+    with pytest.raises(QuotaExceeded, match="is at its quota"):
+        await gate.admit(request)
+    assert gate.stats.refusals == {scope.name: 1}
+
+
+async def test_allowed_uploads_count_until_a_listing_after_they_could_land() -> None:
+    clock, lister = Seconds(), FakeLister()
+    gate = quotas(lister, clock)
+    await gate.admit(upload("a", 600))
+    clock.now += USAGE_FRESH_SECONDS + 1  # a new listing: "a" has not landed yet
+    with pytest.raises(QuotaExceeded):
+        await gate.admit(upload("b", 500))
+    assert len(lister.queries) == 2
+    # Listed after "a"'s URL expired and its landing allowance passed: it never landed.
+    clock.now += 600 + LANDING_ALLOWANCE_SECONDS
+    await gate.admit(upload("b", 500))
+
+
+async def test_an_upload_that_landed_counts_once() -> None:
+    clock, lister = Seconds(), FakeLister()
+    gate = quotas(lister, clock)
+    await gate.admit(upload("a", 600))
+    lister.sizes[PREFIX + "a"] = 600  # it landed
+    clock.now += USAGE_FRESH_SECONDS + 1
+    await gate.admit(upload("b", 400))  # 600 (listed and pending, once) + 400
+    with pytest.raises(QuotaExceeded):
+        await gate.admit(upload("c", 1))
+
+
+async def test_overwriting_a_key_costs_only_what_it_could_grow() -> None:
+    gate = quotas(FakeLister({PREFIX + "save": 700, PREFIX + "other": 200}))
+    await gate.admit(upload("save", 700))  # the same size again: nothing more
+    await gate.admit(upload("save", 800))  # 100 more at most
+    with pytest.raises(QuotaExceeded):
+        await gate.admit(upload("save", 801))
+
+
+async def test_fifty_concurrent_presigns_never_promise_past_the_quota() -> None:
+    lister = FakeLister({PREFIX + "old.dat": 250})
+    lister.release = asyncio.Event()
+    gate = quotas(lister)
+    asked = [gate.admit(upload(f"k{i}", 100)) for i in range(50)]
+    results = asyncio.gather(*asked, return_exceptions=True)
+    await asyncio.sleep(0)
+    lister.release.set()
+    outcomes = await results
+    allowed = [o for o in outcomes if o is None]
+    assert all(o is None or isinstance(o, QuotaExceeded) for o in outcomes)
+    assert len(allowed) == 7  # 250 + 7 x 100 <= 1000 < 250 + 8 x 100
+    assert len(lister.queries) == 1  # one lookup for the whole burst
+
+
+async def test_lookups_are_cached_briefly() -> None:
+    clock, lister = Seconds(), FakeLister()
+    gate = quotas(lister, clock)
+    await gate.admit(upload("a", 1))
+    clock.now += USAGE_FRESH_SECONDS - 0.1
+    await gate.admit(upload("b", 1))
+    assert len(lister.queries) == 1
+    clock.now += 0.2
+    await gate.admit(upload("c", 1))
+    assert len(lister.queries) == 2
+
+
+async def test_lookups_are_bounded_per_scope_by_its_rate() -> None:
+    clock, lister = Seconds(), FakeLister()
+    gate = quotas(lister, clock)  # 2 lookups/s, burst 2
+    await gate.admit(upload(player="p1"))
+    await gate.admit(upload(player="p2"))
+    with pytest.raises(UsageUnavailable, match="lookup rate") as refused:
+        await gate.admit(upload(player="p3"))
+    assert refused.value.retry_after_seconds == pytest.approx(0.5)
+    assert len(lister.queries) == 2
+    clock.now += 0.5
+    await gate.admit(upload(player="p3"))
+    assert gate.stats.lookups == {("saves", "ok"): 3, ("saves", "rate_limited"): 1}
+
+
+async def test_a_failed_lookup_refuses_the_upload_and_is_not_remembered() -> None:
+    lister = FakeLister()
+    lister.fail = UsageUnavailable("OSS answered HTTP 503", 1.0)
+    gate = quotas(lister, Seconds())
+    with pytest.raises(UsageUnavailable, match="503"):
+        await gate.admit(upload())
+    lister.fail = None
+    await gate.admit(upload())
+    assert gate.stats.lookups == {("saves", "failed"): 1, ("saves", "ok"): 1}
+
+
+async def test_a_folder_too_big_to_list_refuses_uploads() -> None:
+    lister = FakeLister({f"{PREFIX}{i}": 0 for i in range(10_001)})
+    with pytest.raises(QuotaExceeded, match="too many to measure"):
+        await quotas(lister).admit(upload())
+
+
+@pytest.mark.parametrize("method", [HttpMethod.GET, HttpMethod.HEAD, HttpMethod.DELETE])
+async def test_only_uploads_are_checked(method: HttpMethod) -> None:
+    lister = FakeLister()
+    lister.fail = UsageUnavailable("down")
+    await quotas(lister).admit(upload(method=method))
+    assert lister.queries == []
+
+
+async def test_scopes_without_a_quota_never_look_up() -> None:
+    scope = make_scope(sign_with_access_key=True)
+    lister = FakeLister()
+    await quotas(lister, scope=scope).admit(upload(scope=scope))
+    assert lister.queries == []
+
+
+async def test_the_lookup_asks_for_the_players_folder_with_the_scopes_credentials() -> None:
+    lister = FakeLister()
+    await quotas(lister).admit(upload(player="p7"))
+    (query,) = lister.queries
+    assert (query.bucket, query.prefix, query.signature) == ("game-saves", "players/p7/", "v4")
+    assert query.credentials.access_key_id == "LTAI"
+    assert "credentials" not in repr(query)
