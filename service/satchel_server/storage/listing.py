@@ -47,12 +47,13 @@ class OssFolderLister:
     async def list_folder(self, query: FolderQuery) -> FolderListing:
         sizes: dict[str, int] = {}
         token = ""
-        while len(sizes) < query.max_objects:
+        while True:
             page, token = await self._page(query, token)
             sizes.update(page)
+            if len(sizes) > query.max_objects:
+                return FolderListing(sizes, complete=False)
             if not token:
                 return FolderListing(sizes)
-        return FolderListing(sizes, complete=False)
 
     def _signed(self, query: FolderQuery, token: str) -> tuple[URL, dict[str, str]]:
         params = {
