@@ -2,7 +2,8 @@
 
 The game server asks Satchel to presign one operation on one object; the device sends it
 exactly as given: the URL byte for byte (`yarl.URL(url, encoded=True)`: re-encoding would
-break the signature), the headers unchanged, the POST form's fields before the file.
+break the signature), the headers unchanged (a PUT's Content-Length is signed: a body of
+another size is refused), the POST form's fields before the file.
 
     python examples/device_presigned_http.py --game-server http://127.0.0.1:8080 \
         --session session-alice
@@ -25,10 +26,15 @@ class GameServer:
     def __init__(self, http: aiohttp.ClientSession, base: str, session: str) -> None:
         self._http, self._base, self._session = http, base, session
 
-    async def presign(self, key: str, method: str, content_type: str = "") -> dict[str, Any]:
+    async def presign(
+        self, key: str, method: str, content_type: str = "", content_length: int | None = None
+    ) -> dict[str, Any]:
+        asked = {"key": key, "method": method, "content_type": content_type}
+        if content_length is not None:
+            asked["content_length"] = content_length
         async with self._http.post(
             f"{self._base}/oss/presign",
-            json={"key": key, "method": method, "content_type": content_type},
+            json=asked,
             headers={"Authorization": f"Bearer {self._session}"},
         ) as response:
             response.raise_for_status()
@@ -37,12 +43,17 @@ class GameServer:
 
 
 async def send(http: aiohttp.ClientSession, presigned: dict[str, Any], data: bytes = b"") -> int:
-    """Send a presigned GET or PUT exactly as given; return the HTTP status."""
+    """Send a presigned GET or PUT as given; return the HTTP status.
+
+    aiohttp sets Content-Length from the body itself, so the signed one is left to it: the
+    same value when the body has the size the URL was signed for.
+    """
+    headers = {k: v for k, v in presigned["headers"].items() if k.lower() != "content-length"}
     async with http.request(
         presigned["method"],
         URL(presigned["url"], encoded=True),
         data=data if presigned["method"] == "PUT" else None,
-        headers=presigned["headers"],
+        headers=headers,
     ) as response:
         await response.read()
         return response.status
@@ -70,7 +81,9 @@ async def run(base: str, session: str) -> dict[str, Any]:
     save = b"level=4;coins=250"
     async with aiohttp.ClientSession() as http:
         game = GameServer(http, base, session)
-        put = await game.presign("saves/slot2.dat", "PUT", "application/octet-stream")
+        put = await game.presign("saves/slot2.dat", "PUT", "application/octet-stream", len(save))
+        # The URL signed the save's size: a bigger body is refused (403), the save lands.
+        other_size = await send(http, put, save + b";cheat=1")
         put_status = await send(http, put, save)
 
         form = await game.presign("saves/slot3.dat", "POST")
@@ -80,6 +93,7 @@ async def run(base: str, session: str) -> dict[str, Any]:
 
         return {
             "put": {"key": put["key"], "status": put_status},
+            "put_of_another_size": {"status": other_size},
             "post": {"key": form["key"], "status": post_status},
             "post_over_the_cap": {"status": too_big},
             "downloaded_equal": [

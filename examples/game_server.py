@@ -3,8 +3,10 @@
     GET  /oss/token     the STS app server JSON that Alibaba's mobile OSS SDKs read
                         (StatusCode, AccessKeyId, AccessKeySecret, SecurityToken, Expiration,
                         plus Bucket, Endpoint, Region, Prefix)
-    POST /oss/presign   {"key": "saves/slot1.dat", "method": "PUT", "content_type": "..."}
-                        one presigned URL (GET, PUT) or size-capped POST form
+    POST /oss/presign   {"key": "saves/slot1.dat", "method": "PUT", "content_length": 17,
+                         "content_type": "..."}
+                        one presigned URL (GET, PUT of exactly that size) or size-capped
+                        POST form
 
 The player's device never talks to Satchel, and never holds the studio's keys: it proves who
 it is to this server, which decides what the player may do and asks Satchel for exactly that.
@@ -47,7 +49,7 @@ def authenticate(request: web.Request) -> str:
 # What a player may do: the game's decision, not the device's. Saves live under saves/.
 TOKEN_PERMISSIONS = (satchel.Permission.READ, satchel.Permission.WRITE, satchel.Permission.LIST)
 PRESIGN_METHODS = {"GET", "PUT", "POST"}
-MAX_SAVE_BYTES = 64 * 1024  # POST forms cap uploads at this size (OSS cannot cap a PUT)
+MAX_SAVE_BYTES = 64 * 1024  # no upload is bigger: a PUT's signed size, a POST form's cap
 
 SATCHEL: web.AppKey[satchel.Client] = web.AppKey("satchel", satchel.Client)
 
@@ -86,6 +88,10 @@ async def presign(request: web.Request) -> web.Response:
     key, method = str(body.get("key", "")), str(body.get("method", "")).upper()
     if not key.startswith("saves/") or method not in PRESIGN_METHODS:
         raise web.HTTPBadRequest(text="key must start with saves/; method is GET, PUT or POST")
+    # A PUT URL signs the body's exact size, so the device says it up front.
+    length = body.get("content_length") if method == "PUT" else None
+    if method == "PUT" and not (isinstance(length, int) and 0 <= length <= MAX_SAVE_BYTES):
+        raise web.HTTPBadRequest(text=f"a PUT needs content_length, 0..{MAX_SAVE_BYTES} bytes")
     try:
         presigned = await request.app[SATCHEL].presign(
             player,
@@ -93,6 +99,7 @@ async def presign(request: web.Request) -> web.Response:
             method,
             content_type=str(body.get("content_type", "")),
             max_size=MAX_SAVE_BYTES if method == "POST" else 0,
+            content_length=length,
         )
     except satchel.SatchelError as error:
         return _failure(error)

@@ -35,9 +35,16 @@ from satchel_server.emulator import accounts as dev_account
 from satchel_server.emulator.runner import Emulator
 from satchel_server.errors import ConfigError
 from satchel_server.fleet.assembly import open_fleet
-from satchel_server.observability.metrics import Metrics, StateCollector, new_metrics
+from satchel_server.observability.metrics import (
+    Metrics,
+    QuotaCollector,
+    StateCollector,
+    new_metrics,
+)
 from satchel_server.presigning.presigner import Presigner
+from satchel_server.presigning.quota import FolderQuotas
 from satchel_server.presigning.signing_credentials import ScopeRefresher, ScopeSigningCredentials
+from satchel_server.storage.listing import OssFolderLister
 from satchel_server.sts.client import AliyunStsClient
 from satchel_server.sts.http import new_session
 from satchel_server.sts.identity_sources import identity_source
@@ -74,8 +81,10 @@ async def wired_token_service(
             for name, scope in settings.scopes.items()
         }
         signers = ScopeSigningCredentials(scope_signers)
+        quotas = FolderQuotas(settings.scopes, signers, OssFolderLister(session))
         if metrics is not None:
             metrics.registry.register(StateCollector(broker, fleet.budget, scope_signers))
+            metrics.registry.register(QuotaCollector(quotas.stats))
         # Presigning credentials first, so the first PresignObject does not wait on STS.
         await signers.start()
         try:
@@ -86,6 +95,7 @@ async def wired_token_service(
                 admission=Admission.from_settings(settings),
                 pipeline=pipeline,
                 max_deadline_seconds=settings.server.max_deadline_seconds,
+                quotas=quotas,
             )
         finally:
             await signers.stop()

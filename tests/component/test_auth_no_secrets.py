@@ -87,8 +87,11 @@ async def test_no_secret_token_or_signature_reaches_any_log_or_audit_line(
             public.add(reply.credentials.access_key_id)
         for method in (pb.HTTP_METHOD_GET, pb.HTTP_METHOD_PUT, pb.HTTP_METHOD_HEAD):
             for key in ("save.dat", "replays/r1.bin"):
+                length = 10 if method == pb.HTTP_METHOD_PUT else None
                 presigned = await stack.stub.PresignObject(
-                    pb.PresignObjectRequest(player_id="eu-1", key=key, method=method),
+                    pb.PresignObjectRequest(
+                        player_id="eu-1", key=key, method=method, content_length=length
+                    ),
                     metadata=auth,
                     timeout=10,
                 )

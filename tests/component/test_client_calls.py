@@ -55,11 +55,20 @@ async def test_issue_token_returns_a_typed_token_the_sdk_accepts(
 @pytest.mark.asyncio
 async def test_presign_returns_a_typed_url(client: satchel.Client) -> None:
     presigned = await client.presign(
-        "p1", "saves/a.dat", Method.PUT, content_type="text/plain", forbid_overwrite=True
+        "p1",
+        "saves/a.dat",
+        Method.PUT,
+        content_type="text/plain",
+        forbid_overwrite=True,
+        content_length=12,
     )
     assert presigned.method is Method.PUT
     assert presigned.key == "players/p1/saves/a.dat"
-    assert presigned.headers == {"Content-Type": "text/plain", "x-oss-forbid-overwrite": "true"}
+    assert presigned.headers == {
+        "Content-Type": "text/plain",
+        "Content-Length": "12",
+        "x-oss-forbid-overwrite": "true",
+    }
     assert presigned.expiration > datetime.now(UTC)
     form = await client.presign("p1", "saves/b.dat", "post", max_size=1024)
     assert form.form_fields["key"] == "players/p1/saves/b.dat"
@@ -114,11 +123,18 @@ async def test_cli_issue_and_presign_print_json(
 
     argv = ["presign", "--player", "p1", "--key", "save.dat", "--method", "PUT", *target]
     argv += ["--content-type", "application/octet-stream", "--expires", "10m"]
-    assert await asyncio.to_thread(main, argv) == 0
+    assert await asyncio.to_thread(main, [*argv, "--content-length", "1024"]) == 0
     presigned = json.loads(capsys.readouterr().out)
     assert presigned["method"] == "PUT"
     assert presigned["key"] == "players/p1/save.dat"
-    assert presigned["headers"] == {"Content-Type": "application/octet-stream"}
+    assert presigned["headers"] == {
+        "Content-Type": "application/octet-stream",
+        "Content-Length": "1024",
+    }
+    assert await asyncio.to_thread(main, argv) == 1  # a PUT without its size
+    refused = json.loads(capsys.readouterr().err)["error"]
+    assert refused["code"] == "INVALID_ARGUMENT", refused
+    assert refused["field_violations"][0]["field"] == "content_length"
 
 
 @pytest.mark.asyncio

@@ -110,6 +110,7 @@ def test_device_uses_presigned_put_and_post_form_over_plain_http(game_server: st
         "device_presigned_http.py", "--game-server", game_server, "--session", "session-bob"
     )
     assert result["put"] == {"key": "players/bob/saves/slot2.dat", "status": 200}
+    assert result["put_of_another_size"] == {"status": 403}
     assert result["post"] == {"key": "players/bob/saves/slot3.dat", "status": 204}
     assert result["post_over_the_cap"] == {"status": 400}
     assert result["downloaded_equal"] == [True, True]

@@ -66,7 +66,7 @@ def error_code(body: bytes) -> str:
 async def test_put_get_head_delete_roundtrip(
     stack: Stack, http: aiohttp.ClientSession, key: str
 ) -> None:
-    put = await presign(stack, key, pb.HTTP_METHOD_PUT)
+    put = await presign(stack, key, pb.HTTP_METHOD_PUT, content_length=len(b"save-bytes"))
     assert (put.method, put.key) == (pb.HTTP_METHOD_PUT, f"players/p1/{key}")
     assert put.location.prefix == "players/p1/"
     assert (put.location.bucket, put.location.region) == (DEV_BUCKET, DEV_REGION)
@@ -105,7 +105,7 @@ def tampered(url: str, name: str) -> str:
 async def test_any_tampered_query_parameter_is_refused(
     stack: Stack, http: aiohttp.ClientSession, name: str
 ) -> None:
-    put = await presign(stack, "save.dat", pb.HTTP_METHOD_PUT)
+    put = await presign(stack, "save.dat", pb.HTTP_METHOD_PUT, content_length=2)
     assert (await call(http, "PUT", put.url, b"v1"))[0] == 200
     get = await presign(stack, "save.dat", pb.HTTP_METHOD_GET)
     status, _ = await call(http, "GET", tampered(get.url, name))
@@ -123,7 +123,9 @@ async def test_a_tampered_key_is_refused(stack: Stack, http: aiohttp.ClientSessi
 async def test_url_is_refused_after_its_expiration(
     stack: Stack, http: aiohttp.ClientSession
 ) -> None:
-    put = await presign(stack, "save.dat", pb.HTTP_METHOD_PUT, expires_in=Duration(seconds=60))
+    put = await presign(
+        stack, "save.dat", pb.HTTP_METHOD_PUT, expires_in=Duration(seconds=60), content_length=4
+    )
     lifetime = put.expiration.ToDatetime(UTC) - datetime.now(UTC)
     assert 50 < lifetime.total_seconds() <= 60
     stack.emulator.faults.set("oss", FaultPlan(clock_offset_s=61))
@@ -135,10 +137,12 @@ async def test_url_is_refused_after_its_expiration(
 async def test_put_with_another_content_type_is_refused(
     stack: Stack, http: aiohttp.ClientSession
 ) -> None:
-    put = await presign(stack, "pic.png", pb.HTTP_METHOD_PUT, content_type="image/png")
-    assert dict(put.headers) == {"Content-Type": "image/png"}
+    put = await presign(
+        stack, "pic.png", pb.HTTP_METHOD_PUT, content_type="image/png", content_length=4
+    )
+    assert dict(put.headers) == {"Content-Type": "image/png", "Content-Length": "4"}
     wrong = {"Content-Type": "text/html"}
-    assert (await call(http, "PUT", put.url, b"<script>", wrong))[0] == 403
+    assert (await call(http, "PUT", put.url, b"<sc>", wrong))[0] == 403
     assert (await call(http, "PUT", put.url, b"\x89PNG", dict(put.headers)))[0] == 200
 
 
@@ -146,9 +150,11 @@ async def test_put_with_another_content_type_is_refused(
 async def test_forbid_overwrite_makes_the_second_put_fail(
     stack: Stack, http: aiohttp.ClientSession
 ) -> None:
-    put = await presign(stack, "once.dat", pb.HTTP_METHOD_PUT, forbid_overwrite=True)
+    put = await presign(
+        stack, "once.dat", pb.HTTP_METHOD_PUT, forbid_overwrite=True, content_length=5
+    )
     assert (await call(http, "PUT", put.url, b"first", dict(put.headers)))[0] == 200
-    status, body = await call(http, "PUT", put.url, b"second", dict(put.headers))
+    status, body = await call(http, "PUT", put.url, b"again", dict(put.headers))
     assert (status, error_code(body)) == (409, "FileAlreadyExists")
 
 
@@ -216,5 +222,5 @@ async def test_bad_requests_are_invalid_argument(
 @pytest.mark.asyncio
 async def test_a_key_of_exactly_1023_bytes_works(stack: Stack, http: aiohttp.ClientSession) -> None:
     key = "x" * (1023 - len("players/p1/"))
-    put = await presign(stack, key, pb.HTTP_METHOD_PUT)
+    put = await presign(stack, key, pb.HTTP_METHOD_PUT, content_length=4)
     assert (await call(http, "PUT", put.url, b"edge"))[0] == 200

@@ -1,8 +1,8 @@
 """`satchel issue` and `satchel presign`: ask a running server, print the answer as JSON.
 
 satchel issue   --player p1 [--permissions read,write] [--scope S] [--ttl 15m] [--mobile]
-satchel presign --player p1 --key save.dat [--method PUT] [--content-type T] [--expires 10m]
-                [--max-size N] [--forbid-overwrite] [--scope S]
+satchel presign --player p1 --key save.dat [--method PUT --content-length N] [--content-type T]
+                [--expires 10m] [--max-size N] [--forbid-overwrite] [--scope S]
 
 Connection options, shared by both: --target (default $SATCHEL_TARGET, else 127.0.0.1:50051),
 --key-file (default: the key in $SATCHEL_API_KEY, if set), --tls / --tls-ca / --tls-cert /
@@ -127,6 +127,9 @@ def add_commands(subparsers: Any) -> None:
     presign.add_argument("--content-type", default="", help="PUT/POST: required Content-Type")
     presign.add_argument("--max-size", type=int, default=0, help="POST: largest upload in bytes")
     presign.add_argument(
+        "--content-length", type=int, default=None, help="PUT (required): the body's exact size"
+    )
+    presign.add_argument(
         "--forbid-overwrite", action="store_true", help="PUT/POST: never replace an object"
     )
     add_connection_arguments(presign)
@@ -180,6 +183,7 @@ def _call(client: SyncClient, args: argparse.Namespace) -> dict[str, Any]:
         content_type=args.content_type,
         max_size=args.max_size,
         forbid_overwrite=args.forbid_overwrite,
+        content_length=args.content_length,
     )
     return presigned.to_dict()
 

@@ -259,6 +259,7 @@ class PresignOptions(TypedDict, total=False):
     content_type: str  # PUT and POST: the Content-Type the upload must carry (signed)
     max_size: int  # POST: the largest upload accepted, in bytes; 0: the scope's default
     forbid_overwrite: bool  # PUT and POST: refuse to replace an existing object
+    content_length: int | None  # PUT, required: the body's exact size in bytes (signed)
 
 
 def issue_token_request(
@@ -286,6 +287,7 @@ def presign_request(
         content_type=options.get("content_type", ""),
         max_size=options.get("max_size", 0),
         forbid_overwrite=options.get("forbid_overwrite", False),
+        content_length=options.get("content_length"),
     )
 
 

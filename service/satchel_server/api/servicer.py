@@ -22,6 +22,7 @@ from satchel_server.config import ScopeSettings
 from satchel_server.credentials.broker import CredentialBroker
 from satchel_server.errors import InvalidArgument, NotConfigured
 from satchel_server.presigning.presigner import Presigner
+from satchel_server.presigning.quota import FolderQuotas
 from satchel_server.rules.scopes import validate_presign_request, validate_token_request
 from satchel_server.vocabulary import (
     METHOD_FROM_WIRE,
@@ -73,10 +74,12 @@ class TokenService(pb_grpc.TokenServiceServicer):
         admission: Admission | None = None,
         pipeline: CallPipeline | None = None,
         max_deadline_seconds: float = 30.0,
+        quotas: FolderQuotas | None = None,
     ) -> None:
         self._scopes = scopes or {}
         self._broker = broker
         self._presigner = presigner
+        self._quotas = quotas
         self._admission = admission or Admission.open()
         self._pipeline = pipeline or CallPipeline()
         self._max_deadline_seconds = max_deadline_seconds
@@ -139,8 +142,14 @@ class TokenService(pb_grpc.TokenServiceServicer):
                 content_type=request.content_type,
                 max_size=request.max_size,
                 forbid_overwrite=request.forbid_overwrite,
+                content_length=(
+                    request.content_length if request.HasField("content_length") else None
+                ),
             )
             self._admission.admit(call, validated)
+            if self._quotas is not None:
+                # An upload to a folder with a quota: allowed (and counted) only if it fits.
+                await self._quotas.admit(validated)
             presigned = self._presigner.presign(validated)
             call.handed_out(presigned.expiration)
             return pb.PresignObjectResponse(

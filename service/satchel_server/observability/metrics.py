@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 from satchel_server.credentials.broker import CredentialBroker
 from satchel_server.credentials.budget import Budget
 from satchel_server.credentials.types import Clock, utc_now
+from satchel_server.presigning.quota import QuotaStats
 from satchel_server.presigning.signing_credentials import ScopeRefresher
 from satchel_server.sts.errors import STS_ERROR_TABLE
 
@@ -199,3 +200,29 @@ class StateCollector(Collector):
             if current is not None and current.expiration is not None:
                 remaining.add_metric([name], (current.expiration - now).total_seconds())
         yield remaining
+
+
+class QuotaCollector(Collector):
+    """Folder quotas, per scope: uploads refused, and usage lookups by outcome."""
+
+    def __init__(self, stats: QuotaStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterable[Metric]:
+        refusals = CounterMetricFamily(
+            "satchel_quota_refusals",
+            "Uploads refused because the player's folder would pass its quota, by scope.",
+            labels=["scope"],
+        )
+        for scope, count in list(self._stats.refusals.items()):
+            refusals.add_metric([scope], count)
+        yield refusals
+        lookups = CounterMetricFamily(
+            "satchel_folder_lookups",
+            "Folder usage lookups (ListObjectsV2), by scope and outcome "
+            "(ok, failed, rate_limited: refused before any call).",
+            labels=["scope", "outcome"],
+        )
+        for (scope, outcome), count in list(self._stats.lookups.items()):
+            lookups.add_metric([scope, outcome], count)
+        yield lookups

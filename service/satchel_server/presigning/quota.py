@@ -20,7 +20,7 @@ An allowed upload stays *pending* until a listing that began after it could last
 its URL's expiry plus LANDING_ALLOWANCE_SECONDS (a body may still be arriving when the
 URL expires). Until then it is counted whether it landed or not, so the estimate never
 falls below what the folder can come to hold through this server's URLs. How far a
-folder can pass its quota, and why (docs/operations.md, section 7):
+folder can pass its quota, and why (docs/operations.md, section 10):
 
 * through this server's URLs, by the cap of an upload still arriving when its pending
   entry ended (landing allowance past its URL's expiry): at most one upload's cap, as
