@@ -91,6 +91,7 @@ async def presign(stack: Stack, rng: random.Random, found: Findings) -> None:
         key=f"saves/{rng.randrange(50)}.dat",
         method=method,
         expires_in=Duration(seconds=600),
+        content_length=rng.randrange(1024) if method == pb.HTTP_METHOD_PUT else None,
     )
     reply = await stack.stub.PresignObject(request, timeout=3)
     remember(found, *(v for k, v in reply.form_fields.items() if "signature" in k.lower()))
