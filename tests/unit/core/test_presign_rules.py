@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support.scopes import make_scope
 
-from satchel_server.config import settings_from_mapping
+from satchel_server.config import ScopeSettings, settings_from_mapping
 from satchel_server.errors import ConfigError, InvalidArgument
 from satchel_server.rules.scopes import (
     check_object_key,
@@ -23,7 +23,7 @@ SCOPE = make_scope()
 PREFIX = "players/p1/"
 
 
-def presign(**overrides: object):
+def presign(within: ScopeSettings = SCOPE, **overrides: object):
     fields: dict[str, object] = {
         "scope_name": "",
         "player_id": "p1",
@@ -35,7 +35,7 @@ def presign(**overrides: object):
         "forbid_overwrite": False,
     }
     fields.update(overrides)
-    return validate_presign_request({"saves": SCOPE}, **fields)  # type: ignore[arg-type]
+    return validate_presign_request({"saves": within}, **fields)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -198,20 +198,8 @@ def test_only_a_put_gives_a_content_length(method: HttpMethod) -> None:
 
 
 def test_a_v1_scope_refuses_put_and_names_the_ways_that_work() -> None:
-    v1 = make_scope(presign_signature="v1")
     with pytest.raises(InvalidArgument) as caught:
-        validate_presign_request(
-            {"saves": v1},
-            scope_name="",
-            player_id="p1",
-            key="k",
-            method=HttpMethod.PUT,
-            expires_seconds=None,
-            content_type="",
-            max_size=0,
-            forbid_overwrite=False,
-            content_length=10,
-        )
+        presign(make_scope(presign_signature="v1"), method=HttpMethod.PUT, content_length=10)
     assert caught.value.field == "method"
     assert "POST" in caught.value.rule
     assert "V4" in caught.value.rule
