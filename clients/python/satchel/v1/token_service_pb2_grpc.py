@@ -54,7 +54,8 @@ class TokenServiceServicer:
     def IssueToken(self, request, context):
         """Issues temporary STS credentials (AssumeRole with an inline session
         policy) that reach only the player's folder, with exactly the permissions
-        asked for.
+        asked for. A scope with a folder quota refuses PERMISSION_WRITE (nothing
+        could bound what STS credentials upload): uploads go through PresignObject.
 
         Errors: INVALID_ARGUMENT (a field breaks a rule; a google.rpc.BadRequest
         detail names it), UNAVAILABLE (STS throttled or down; retry after the
@@ -67,9 +68,12 @@ class TokenServiceServicer:
 
     def PresignObject(self, request, context):
         """Presigns one operation on one object in the player's folder: a URL for
-        GET, PUT, HEAD or DELETE, or a POST form whose policy caps the upload
-        size. Signed locally with scope-level credentials: no STS call per
-        request. Same error model as IssueToken.
+        GET, PUT (of exactly content_length bytes), HEAD or DELETE, or a POST
+        form whose policy caps the upload size. Signed locally with scope-level
+        credentials: no STS call per request. Same error model as IssueToken,
+        plus, in a scope with a folder quota: RESOURCE_EXHAUSTED when the upload
+        could take the player's folder past it, and UNAVAILABLE (with RetryInfo)
+        when the folder's usage cannot be measured now.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

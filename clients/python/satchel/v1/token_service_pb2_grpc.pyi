@@ -41,7 +41,8 @@ class TokenServiceStub:
     IssueToken: _grpc.UnaryUnaryMultiCallable[_token_service_pb2.IssueTokenRequest, _token_service_pb2.IssueTokenResponse]
     """Issues temporary STS credentials (AssumeRole with an inline session
     policy) that reach only the player's folder, with exactly the permissions
-    asked for.
+    asked for. A scope with a folder quota refuses PERMISSION_WRITE (nothing
+    could bound what STS credentials upload): uploads go through PresignObject.
 
     Errors: INVALID_ARGUMENT (a field breaks a rule; a google.rpc.BadRequest
     detail names it), UNAVAILABLE (STS throttled or down; retry after the
@@ -50,9 +51,12 @@ class TokenServiceStub:
     """
     PresignObject: _grpc.UnaryUnaryMultiCallable[_token_service_pb2.PresignObjectRequest, _token_service_pb2.PresignObjectResponse]
     """Presigns one operation on one object in the player's folder: a URL for
-    GET, PUT, HEAD or DELETE, or a POST form whose policy caps the upload
-    size. Signed locally with scope-level credentials: no STS call per
-    request. Same error model as IssueToken.
+    GET, PUT (of exactly content_length bytes), HEAD or DELETE, or a POST
+    form whose policy caps the upload size. Signed locally with scope-level
+    credentials: no STS call per request. Same error model as IssueToken,
+    plus, in a scope with a folder quota: RESOURCE_EXHAUSTED when the upload
+    could take the player's folder past it, and UNAVAILABLE (with RetryInfo)
+    when the folder's usage cannot be measured now.
     """
 
 @_typing.type_check_only
@@ -63,7 +67,8 @@ class TokenServiceAsyncStub(TokenServiceStub):
     IssueToken: _aio.UnaryUnaryMultiCallable[_token_service_pb2.IssueTokenRequest, _token_service_pb2.IssueTokenResponse]  # type: ignore[assignment]
     """Issues temporary STS credentials (AssumeRole with an inline session
     policy) that reach only the player's folder, with exactly the permissions
-    asked for.
+    asked for. A scope with a folder quota refuses PERMISSION_WRITE (nothing
+    could bound what STS credentials upload): uploads go through PresignObject.
 
     Errors: INVALID_ARGUMENT (a field breaks a rule; a google.rpc.BadRequest
     detail names it), UNAVAILABLE (STS throttled or down; retry after the
@@ -72,9 +77,12 @@ class TokenServiceAsyncStub(TokenServiceStub):
     """
     PresignObject: _aio.UnaryUnaryMultiCallable[_token_service_pb2.PresignObjectRequest, _token_service_pb2.PresignObjectResponse]  # type: ignore[assignment]
     """Presigns one operation on one object in the player's folder: a URL for
-    GET, PUT, HEAD or DELETE, or a POST form whose policy caps the upload
-    size. Signed locally with scope-level credentials: no STS call per
-    request. Same error model as IssueToken.
+    GET, PUT (of exactly content_length bytes), HEAD or DELETE, or a POST
+    form whose policy caps the upload size. Signed locally with scope-level
+    credentials: no STS call per request. Same error model as IssueToken,
+    plus, in a scope with a folder quota: RESOURCE_EXHAUSTED when the upload
+    could take the player's folder past it, and UNAVAILABLE (with RetryInfo)
+    when the folder's usage cannot be measured now.
     """
 
 class TokenServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -88,7 +96,8 @@ class TokenServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_token_service_pb2.IssueTokenResponse, _abc.Awaitable[_token_service_pb2.IssueTokenResponse]]:
         """Issues temporary STS credentials (AssumeRole with an inline session
         policy) that reach only the player's folder, with exactly the permissions
-        asked for.
+        asked for. A scope with a folder quota refuses PERMISSION_WRITE (nothing
+        could bound what STS credentials upload): uploads go through PresignObject.
 
         Errors: INVALID_ARGUMENT (a field breaks a rule; a google.rpc.BadRequest
         detail names it), UNAVAILABLE (STS throttled or down; retry after the
@@ -103,9 +112,12 @@ class TokenServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_token_service_pb2.PresignObjectResponse, _abc.Awaitable[_token_service_pb2.PresignObjectResponse]]:
         """Presigns one operation on one object in the player's folder: a URL for
-        GET, PUT, HEAD or DELETE, or a POST form whose policy caps the upload
-        size. Signed locally with scope-level credentials: no STS call per
-        request. Same error model as IssueToken.
+        GET, PUT (of exactly content_length bytes), HEAD or DELETE, or a POST
+        form whose policy caps the upload size. Signed locally with scope-level
+        credentials: no STS call per request. Same error model as IssueToken,
+        plus, in a scope with a folder quota: RESOURCE_EXHAUSTED when the upload
+        could take the player's folder past it, and UNAVAILABLE (with RetryInfo)
+        when the folder's usage cannot be measured now.
         """
 
 def add_TokenServiceServicer_to_server(servicer: TokenServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
