@@ -36,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -139,8 +139,12 @@ class _Folder:
         self.pending[key] = (max(most, cap), max(until, lands_by))
 
     def idle(self, now: float) -> bool:
-        """Nothing that a fresh listing would not see: safe to forget."""
-        return self.lookup is None and all(until < now for _, until in self.pending.values())
+        """Nothing that a new listing would not give back: safe to forget."""
+        return (
+            self.lookup is None
+            and self.listing is None
+            and all(until < now for _, until in self.pending.values())
+        )
 
 
 class FolderQuotas:
@@ -171,6 +175,17 @@ class FolderQuotas:
             if scope.folder_quota_bytes
         }
         self._folders: OrderedDict[tuple[str, str], _Folder] = OrderedDict()
+        # Listings by when they go stale (oldest first): a stale one is dropped, so memory
+        # holds only the listings of the last few seconds, however many folders are known.
+        self._listed: deque[tuple[float, _Folder]] = deque()
+
+    @property
+    def folders_tracked(self) -> int:
+        return len(self._folders)
+
+    @property
+    def listings_held(self) -> int:
+        return sum(folder.listing is not None for folder in self._folders.values())
 
     async def admit(self, request: PresignRequest) -> None:
         """Allow the upload `request` presigns, or raise QuotaExceeded / UsageUnavailable.
@@ -204,12 +219,16 @@ class FolderQuotas:
         folder.allow(request.key, cap, lands_by)
 
     def _folder(self, name: tuple[str, str]) -> _Folder:
+        now = self._clock()
+        while self._listed and self._listed[0][0] <= now:
+            _, stale = self._listed.popleft()
+            if stale.listed_at + self._fresh_seconds <= now:
+                stale.listing = None
         folder = self._folders.get(name)
         if folder is not None:
             self._folders.move_to_end(name)
             return folder
         folder = self._folders[name] = _Folder()
-        now = self._clock()
         while len(self._folders) > self._folders_kept:
             oldest_name, oldest = next(iter(self._folders.items()))
             if not oldest.idle(now):
@@ -256,6 +275,7 @@ class FolderQuotas:
                 raise
             self.stats.looked_up(scope.name, "ok")
             folder.listing, folder.listed_at = listing, started
+            self._listed.append((started + self._fresh_seconds, folder))
             return listing
         finally:
             folder.lookup = None

@@ -62,7 +62,10 @@ class FakeLister:
 
 
 def quotas(
-    lister: FakeLister, clock: Seconds | None = None, scope: ScopeSettings = SCOPE
+    lister: FakeLister,
+    clock: Seconds | None = None,
+    scope: ScopeSettings = SCOPE,
+    folders_kept: int = 1000,
 ) -> FolderQuotas:
     signer = ScopeRefresher(scope, ScriptedSts(FakeClock()), TokenBucket(1), AccessKey("LTAI", "s"))
     return FolderQuotas(
@@ -70,6 +73,7 @@ def quotas(
         ScopeSigningCredentials({scope.name: signer}),
         lister,
         clock=clock or Seconds(),
+        folders_kept=folders_kept,
     )
 
 
@@ -231,3 +235,22 @@ async def test_the_lookup_asks_for_the_players_folder_with_the_scopes_credential
     assert (query.bucket, query.prefix, query.signature) == ("game-saves", "players/p7/", "v4")
     assert query.credentials.access_key_id == "LTAI"
     assert "credentials" not in repr(query)
+
+
+async def test_folders_with_uploads_that_may_land_are_never_forgotten() -> None:
+    clock, lister = Seconds(), FakeLister()
+    scope = make_scope(
+        folder_quota_bytes=QUOTA, sign_with_access_key=True, folder_lookups_per_second=100
+    )
+    gate = quotas(lister, clock, scope, folders_kept=1)
+    await gate.admit(upload("a", 900, player="p1", scope=scope))
+    clock.now += USAGE_FRESH_SECONDS
+    await gate.admit(upload(player="p2", scope=scope))  # over the bound: p1 still counts
+    assert gate.folders_tracked == 2
+    assert gate.listings_held == 1  # p1's listing went stale and was dropped
+    with pytest.raises(QuotaExceeded):
+        await gate.admit(upload("b", 101, player="p1", scope=scope))
+    # Once nothing can land any more, and its listing is stale, a folder is forgotten.
+    clock.now += 600 + LANDING_ALLOWANCE_SECONDS + USAGE_FRESH_SECONDS
+    await gate.admit(upload(player="p3", scope=scope))
+    assert gate.folders_tracked == 1
