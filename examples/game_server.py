@@ -90,7 +90,7 @@ async def presign(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text="key must start with saves/; method is GET, PUT or POST")
     # A PUT URL signs the body's exact size, so the device says it up front.
     length = body.get("content_length") if method == "PUT" else None
-    if method == "PUT" and not (isinstance(length, int) and 0 <= length <= MAX_SAVE_BYTES):
+    if method == "PUT" and not (type(length) is int and 0 <= length <= MAX_SAVE_BYTES):
         raise web.HTTPBadRequest(text=f"a PUT needs content_length, 0..{MAX_SAVE_BYTES} bytes")
     try:
         presigned = await request.app[SATCHEL].presign(
