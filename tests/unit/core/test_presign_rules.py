@@ -6,7 +6,7 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.scopes import make_scope
 
@@ -171,6 +171,7 @@ def test_a_key_with_a_form_variable_is_refused_for_every_method(
 CAP = SCOPE.post_max_size_cap_bytes
 
 
+@settings(deadline=None)  # timing varies on a loaded machine
 @given(size=st.integers(-3, 3) | st.integers(CAP - 3, CAP + 3) | st.integers(-(2**63), 2**63))
 def test_a_put_signs_any_size_from_zero_to_the_scopes_cap(size: int) -> None:
     if 0 <= size <= CAP:

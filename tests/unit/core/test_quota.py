@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Mapping
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.fakes import FakeClock, ScriptedSts
 from support.scopes import make_scope
@@ -100,6 +100,7 @@ def upload(
     )
 
 
+@settings(deadline=None)  # timing varies on a loaded machine
 @given(
     used=st.integers(0, 2 * QUOTA),
     size=st.integers(0, 2 * QUOTA),
