@@ -113,7 +113,11 @@ def test_dev_runs_your_config_on_the_emulator(spawn: Spawn, tmp_path: Path) -> N
         # And the second scope, whose bucket the emulator holds in the scope's region.
         put = stub.PresignObject(
             pb.PresignObjectRequest(
-                player_id="p2", scope="replays", key="r.bin", method=pb.HTTP_METHOD_PUT
+                player_id="p2",
+                scope="replays",
+                key="r.bin",
+                method=pb.HTTP_METHOD_PUT,
+                content_length=len(b"replay"),
             ),
             timeout=10,
             metadata=bearer,
