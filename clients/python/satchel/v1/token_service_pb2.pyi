@@ -323,8 +323,9 @@ class PresignObjectRequest(_message.Message):
     """PUT only, and required for it: the exact size of the body in bytes, 0 up to
     the scope's upload cap (the cap max_size has for POST). The URL signs it
     (V4 x-oss-additional-headers: content-length), so OSS refuses a body of any
-    other size; the response's headers carry the Content-Length to send. A V1
-    scope cannot sign a size and refuses PUT: use POST, or a V4 scope.
+    other size; the response's headers carry the Content-Length to send (an
+    HTTP client that sets it from the body, as browsers must, sends the same
+    value). A V1 scope cannot sign a size and refuses PUT: use POST, or V4.
     """
     @_builtins.property
     def expires_in(self) -> _duration_pb2.Duration:
