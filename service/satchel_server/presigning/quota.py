@@ -22,9 +22,10 @@ URL expires). Until then it is counted whether it landed or not, so the estimate
 falls below what the folder can come to hold through this server's URLs. How far a
 folder can pass its quota, and why (docs/operations.md, section 10):
 
-* through this server's URLs, by the cap of an upload still arriving when its pending
-  entry ended (landing allowance past its URL's expiry): at most one upload's cap, as
-  one upload is allowed at a time and each had room when it was allowed;
+* through one replica's URLs, by the cap of an upload still arriving when its pending
+  entry ended (the landing allowance past its URL's expiry): until a listing sees it,
+  the room it takes can be allowed again. Nothing else: each upload is checked and
+  recorded with no await in between, so concurrent ones are counted one after another;
 * each replica keeps its own pending entries: replicas serving one player at once each
   allow against the same listing, until their uploads land and are listed;
 * anything that does not go through PresignObject (write credentials from IssueToken,
@@ -34,7 +35,6 @@ folder can pass its quota, and why (docs/operations.md, section 10):
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
@@ -48,8 +48,6 @@ from satchel_server.presigning.presigner import endpoint_of
 from satchel_server.presigning.signing_credentials import ScopeSigningCredentials
 from satchel_server.rules.scopes import PresignRequest
 from satchel_server.signing import OssEndpoint, SigningCredentials
-
-log = logging.getLogger(__name__)
 
 # A listing younger than this is reused for the folder's next uploads.
 USAGE_FRESH_SECONDS = 5.0
