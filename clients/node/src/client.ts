@@ -2,7 +2,7 @@
 //
 //   const client = new SatchelClient("127.0.0.1:50051", { apiKey: process.env.SATCHEL_API_KEY });
 //   const token = await client.issueToken("p1", ["read", "write"], { ttlSeconds: 1800 });
-//   const put = await client.presign("p1", "saves/slot1.dat", "PUT");
+//   const put = await client.presign("p1", "saves/slot1.dat", "PUT", { contentLength: 1024 });
 //
 // The API comes from protos/ at run time (@grpc/proto-loader), the one source of truth.
 // Failures reject with a SatchelError carrying the gRPC status, the fields that broke a
@@ -139,6 +139,8 @@ export interface PresignOptions {
   readonly maxSize?: number;
   /** PUT and POST: refuse to replace an existing object. */
   readonly forbidOverwrite?: boolean;
+  /** PUT, required: the body's exact size in bytes; the URL signs it. */
+  readonly contentLength?: number;
 }
 
 const DEFAULT_PROTO_ROOT = fileURLToPath(new URL("../../../protos/", import.meta.url));
@@ -306,6 +308,7 @@ export class SatchelClient {
       contentType: options.contentType ?? "",
       maxSize: options.maxSize ?? 0,
       forbidOverwrite: options.forbidOverwrite ?? false,
+      ...(options.contentLength === undefined ? {} : { contentLength: options.contentLength }),
     });
     return new Presigned({
       url: response.url,

@@ -48,13 +48,19 @@ describe("satchel dev", () => {
     const put = await client.presign("p1", "saves/node.dat", "PUT", {
       contentType: "text/plain",
       expiresInSeconds: 600,
+      contentLength: Buffer.byteLength(body),
     });
     assert.equal(put.method, "PUT");
     assert.equal(put.key, "players/p1/saves/node.dat");
     assert.equal(put.headers["Content-Type"] ?? put.headers["content-type"], "text/plain");
+    assert.equal(put.headers["Content-Length"], String(Buffer.byteLength(body)));
     assert.ok(!inspect(put).includes(new URL(put.url).search), "the signature shows in inspect()");
-    const uploaded = await fetch(put.url, { method: "PUT", headers: put.headers, body });
+    // fetch sets Content-Length from the body itself: the signed value, for this body.
+    const { "Content-Length": _signedLength, ...sent } = put.headers;
+    const uploaded = await fetch(put.url, { method: "PUT", headers: sent, body });
     assert.equal(uploaded.status, 200, await uploaded.text());
+    const longer = await fetch(put.url, { method: "PUT", headers: sent, body: body + "!" });
+    assert.equal(longer.status, 403, "a body of another size must be refused");
 
     const get = await client.presign("p1", "saves/node.dat", "GET");
     assert.ok(get.expiration.getTime() > Date.now());
