@@ -146,7 +146,17 @@ def test_python_m_satchel_issues_and_presigns(client_python: Path, satchel_dev: 
     issued = satchel("issue", "--player", "p1")
     assert issued.returncode == 0, issued.stderr
     assert json.loads(issued.stdout)["prefix"] == "players/p1/"
-    presigned = satchel("presign", "--player", "p1", "--key", "saves/a.dat", "--method", "PUT")
+    presigned = satchel(
+        "presign",
+        "--player",
+        "p1",
+        "--key",
+        "saves/a.dat",
+        "--method",
+        "PUT",
+        "--content-length",
+        "10",
+    )
     assert presigned.returncode == 0, presigned.stderr
     assert json.loads(presigned.stdout)["key"] == "players/p1/saves/a.dat"
     refused = satchel("presign", "--player", "p1", "--key", "../p2/a.dat")

@@ -49,7 +49,7 @@ def presigned_put(emu: Emulator, size: int) -> str:
         expires=300,
         headers={"Content-Type": CONTENT_TYPE, "Content-Length": str(size)},
         additional_headers=("content-length",),
-        endpoint=OssEndpoint(emu.oss_host, scheme="http", path_style=True),
+        endpoint=OssEndpoint(emu.oss_url.removeprefix("http://"), scheme="http", path_style=True),
     )
     return presign_v4(request).url
 

@@ -42,7 +42,9 @@ def query(emu: Emulator, **overrides: object) -> FolderQuery:
     fields: dict[str, object] = {
         "bucket": acc.DEV_BUCKET,
         "region": acc.DEV_REGION,
-        "endpoint": OssEndpoint(emu.oss_host, scheme="http", path_style=True),
+        "endpoint": OssEndpoint(
+            emu.oss_url.removeprefix("http://"), scheme="http", path_style=True
+        ),
         "signature": "v4",
         "prefix": "players/p1/",
         "credentials": OWNER,

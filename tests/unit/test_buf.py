@@ -83,7 +83,7 @@ def test_an_added_field_passes_buf_breaking(tmp_path: Path) -> None:
     changed = _edited_copy(
         tmp_path,
         "  bool forbid_overwrite = 8;\n",
-        "  bool forbid_overwrite = 8;\n  // Added.\n  string cache_control = 9;\n",
+        "  bool forbid_overwrite = 8;\n  // Added.\n  string cache_control = 10;\n",
     )
     done = buf("breaking", changed, "--against", BASELINE)
     assert done.returncode == 0, done.stdout + done.stderr
