@@ -82,10 +82,10 @@ class FolderListing:
 
     sizes: Mapping[str, int]
     complete: bool = True
+    total: int = field(init=False)  # summed once: every upload to the folder reads it
 
-    @property
-    def total(self) -> int:
-        return sum(self.sizes.values())
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "total", sum(self.sizes.values()))
 
 
 class FolderLister(Protocol):
@@ -126,11 +126,11 @@ class _Folder:
         """What the folder could come to hold with this upload allowed too."""
         sizes = listing.sizes
         total = listing.total
-        grown = dict(self.pending)
-        grown[key] = (max(cap, grown.get(key, (0, 0.0))[0]), 0.0)
-        for name, (most, _) in grown.items():
-            total += max(0, most - sizes.get(name, 0))
-        return total
+        for name, (most, _) in self.pending.items():
+            if name != key:
+                total += max(0, most - sizes.get(name, 0))
+        most = max(cap, self.pending.get(key, (0, 0.0))[0])
+        return total + max(0, most - sizes.get(key, 0))
 
     def allow(self, key: str, cap: int, lands_by: float) -> None:
         most, until = self.pending.get(key, (0, lands_by))
