@@ -687,9 +687,15 @@ def _check_callers_against(settings: Settings) -> None:
     if settings.tls.client_ca_file and not wants_certs:
         raise ConfigError("tls.client_ca_file", "is set, but no [callers.NAME] has cert_sans")
     for caller in settings.callers.values():
-        for scope in caller.scopes:
+        for scope, grant in caller.scopes.items():
             if scope not in settings.scopes:
                 raise ConfigError(f"callers.{caller.name}.scopes.{scope}", "no such scope")
+            if settings.scopes[scope].folder_quota_bytes and "write" in grant.permissions:
+                raise ConfigError(
+                    f"callers.{caller.name}.scopes.{scope}.permissions",
+                    f"must not include write: scope {scope!r} has a folder quota, which STS "
+                    "credentials cannot respect; grant PUT or POST in methods instead",
+                )
 
 
 def is_loopback(host: str) -> bool:

@@ -233,15 +233,30 @@ def test_issue_token_refuses_write_where_a_folder_quota_is_set() -> None:
     token(make_scope(), PlayerPermission.WRITE)  # no quota: write as before
 
 
+QUOTA_SCOPE_TABLE = {
+    "bucket": "game-saves",
+    "region": "cn-hangzhou",
+    "role_arn": "acs:ram::1234567890123456:role/satchel-saves",
+    "endpoint": "https://oss-cn-hangzhou.aliyuncs.com",
+    "folder_quota_bytes": 1000,
+}
+
+
 def test_a_quota_scope_cannot_give_write_by_default() -> None:
-    scope = {
-        "bucket": "game-saves",
-        "region": "cn-hangzhou",
-        "role_arn": "acs:ram::1234567890123456:role/satchel-saves",
-        "endpoint": "https://oss-cn-hangzhou.aliyuncs.com",
-        "folder_quota_bytes": 1000,
-        "default_permissions": ["read", "write"],
-    }
+    scope = {**QUOTA_SCOPE_TABLE, "default_permissions": ["read", "write"]}
     with pytest.raises(ConfigError, match="PresignObject") as caught:
         settings_from_mapping({"scopes": {"saves": scope}}, {})
     assert caught.value.key == "scopes.saves.default_permissions"
+
+
+def with_grant(permissions: list[str], methods: list[str]) -> dict[str, object]:
+    grant = {"permissions": permissions, "methods": methods}
+    caller = {"keys": ["0123456789abcdef:sha256:" + "0" * 64], "scopes": {"saves": grant}}
+    return {"scopes": {"saves": QUOTA_SCOPE_TABLE}, "callers": {"game": caller}}
+
+
+def test_a_caller_cannot_be_granted_write_in_a_quota_scope() -> None:
+    with pytest.raises(ConfigError, match="grant PUT or POST") as caught:
+        settings_from_mapping(with_grant(["read", "write"], []), {})
+    assert caught.value.key == "callers.game.scopes.saves.permissions"
+    settings_from_mapping(with_grant(["read"], ["PUT", "POST"]), {})  # uploads: presigned
