@@ -14,7 +14,7 @@ def start_redis(workdir: Path, **options: Any) -> RedisServer:
     try:
         return RedisServer(workdir, **options)
     except RedisMissing as missing:
-        pytest.fail(str(missing), pytrace=False)  # never a silent skip: CI installs it
+        pytest.fail(str(missing), pytrace=False)  # never a silent skip
 
 
 @pytest.fixture(scope="session")

@@ -224,8 +224,11 @@ async def test_redis_down_is_not_an_outage_and_shared_mode_returns(
     emulator: Emulator, private_redis: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=LINK_LOG)
-    # l1 0: every request asks Redis, so the outage is met at once.
-    settings = fleet_settings(emulator, private_redis, l1_ttl_seconds=0.0)
+    # l1 0: every request asks Redis, so the outage is met at once. A stopped Redis
+    # refuses at once, so a timeout roomy enough for a loaded machine costs nothing.
+    settings = fleet_settings(
+        emulator, private_redis, l1_ttl_seconds=0.0, redis_timeout_seconds=2.0
+    )
     seen: set[str] = set()
 
     async def check(replica: Stack, player: str) -> None:

