@@ -9,7 +9,6 @@ own process means the only other work on the machine is the load clients'.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import gc
 import logging
 import multiprocessing
@@ -83,11 +82,11 @@ async def _start(spec: ServerSpec, stack: AsyncExitStack) -> _Running:
         EmulatorConfig(data_dir=Path(data_dir), assume_role_rate_per_s=spec.sts_rate_per_s)
     )
     stack.push_async_callback(emulator.stop)
-    settings = dev_settings("127.0.0.1:0", emulator)
     # Audit lines (one per call) go to a file, as `output = PATH` configures: still written,
     # so still paid for, but not into the bench's own output.
-    audit = dataclasses.replace(settings.audit, output=str(Path(data_dir) / "audit.jsonl"))
-    settings = dataclasses.replace(settings, audit=audit)
+    settings = dev_settings(
+        "127.0.0.1:0", emulator, audit_output=str(Path(data_dir) / "audit.jsonl")
+    )
     # The server `satchel dev` runs: its call pipeline (callers, audit, metrics) included.
     server = await stack.enter_async_context(wired_server(settings))
     await server.start()

@@ -1,13 +1,14 @@
 """A bounded soak: mixed IssueToken and PresignObject load while the emulator misbehaves.
 
-    python scripts/soak.py [--seconds 60] [--concurrency 32]
+    python scripts/soak.py [--seconds 60] [--concurrency 32] [--audit FILE]
 
 Satchel (wired as `satchel dev` wires it) and the emulator run in this process on
 loopback. For the whole run the emulator's STS alternates between 10% errors and
 10% latency spikes. The run fails (exit 1) if the server ever answers with a
 status it should not, returns a credential or URL with less life than promised,
 grows in memory, tasks or file descriptors after warm-up, or writes a secret to
-the log.
+the log. The audit lines (one per call) go to a file: the run prints their summary
+and the file's path.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import logging
 import os
 import random
@@ -38,6 +40,7 @@ from satchel_server.emulator.faults import FaultPlan
 from satchel_server.emulator.runner import running_emulator
 from satchel_server.emulator.state import EmulatorConfig
 from satchel_server.observability import logs
+from satchel_server.wiring import dev_settings
 
 # What a correct server may answer under injected upstream faults.
 ACCEPTABLE = {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
@@ -138,20 +141,19 @@ def check_growth(found: Findings) -> None:
             found.problems.append(f"{name} grew from {early} to {late}")
 
 
-async def soak(seconds: float, concurrency: int) -> Findings:
+async def soak(seconds: float, concurrency: int, audit: Path) -> Findings:
     found = Findings()
     log_stream = io.StringIO()
     logs.configure("INFO", json_lines=True, stream=log_stream)
     with tempfile.TemporaryDirectory() as data:
-        async with (
-            running_emulator(EmulatorConfig(data_dir=Path(data))) as emulator,
-            running_stack(emulator) as stack,
-        ):
-            stop_at = time.monotonic() + seconds
-            await asyncio.gather(
-                faults_and_samples(stack, stop_at, found),
-                *(worker(stack, seed, stop_at, found) for seed in range(concurrency)),
-            )
+        async with running_emulator(EmulatorConfig(data_dir=Path(data))) as emulator:
+            settings = dev_settings("127.0.0.1:0", emulator, audit_output=str(audit))
+            async with running_stack(emulator, settings) as stack:
+                stop_at = time.monotonic() + seconds
+                await asyncio.gather(
+                    faults_and_samples(stack, stop_at, found),
+                    *(worker(stack, seed, stop_at, found) for seed in range(concurrency)),
+                )
     text = log_stream.getvalue()
     leaked = [s for s in found.secrets if s and len(s) >= 16 and s in text]
     if leaked:
@@ -160,13 +162,33 @@ async def soak(seconds: float, concurrency: int) -> Findings:
     return found
 
 
+def audit_summary(audit: Path) -> str:
+    outcomes: Counter[str] = Counter()
+    with audit.open(encoding="utf-8") as lines:
+        for line in lines:
+            outcomes[json.loads(line)["outcome"]] += 1
+    megabytes = audit.stat().st_size / 1e6
+    return f"{outcomes.total()} lines ({megabytes:.1f} MB), {dict(outcomes)}, in {audit}"
+
+
+def new_audit_file() -> Path:
+    descriptor, name = tempfile.mkstemp(prefix="satchel-soak-audit-", suffix=".jsonl")
+    os.close(descriptor)
+    return Path(name)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--audit", type=Path, help="append audit lines here (default: a new file in $TMPDIR)"
+    )
     args = parser.parse_args()
-    found = asyncio.run(soak(args.seconds, args.concurrency))
+    audit = args.audit or new_audit_file()
+    found = asyncio.run(soak(args.seconds, args.concurrency, audit))
     print(f"soak {args.seconds:.0f} s, {sum(found.statuses.values())} RPCs: {dict(found.statuses)}")
+    print(f"audit: {audit_summary(audit)}")
     print(f"signer margin {SIGNER_MARGIN_SECONDS} s; samples (t, RSS KiB, tasks, fds):")
     for t, rss, tasks, fds in found.samples[:: max(1, len(found.samples) // 6)]:
         print(f"  {t - found.samples[0][0]:6.1f} s  {rss:8d}  {tasks:5d}  {fds:5d}")

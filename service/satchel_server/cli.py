@@ -104,7 +104,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     dev.add_argument("--listen", default=DEV_LISTEN, help=f"gRPC address (default {DEV_LISTEN})")
     dev.add_argument(
-        "--data-dir", type=Path, default=DEV_DATA_DIR, help="where the emulator keeps objects"
+        "--data-dir",
+        type=Path,
+        default=DEV_DATA_DIR,
+        help="where the emulator keeps objects and dev its audit log",
     )
     dev.add_argument(
         "--config",
@@ -204,6 +207,7 @@ async def _dev(args: argparse.Namespace) -> None:
             emulator,
             listen=args.listen,
             metrics_listen=args.metrics,
+            audit_file=args.data_dir / dev_mode.DEV_AUDIT_FILE,
         )
         require_caller_authentication(settings)  # without callers: loopback only
         await wiring.serve(settings, lambda server: dev_mode.banner(settings, emulator, server))
@@ -284,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "dev":
             _check_listen_argument(args.listen)
             _configure_logging("INFO")
+            args.data_dir.mkdir(parents=True, exist_ok=True)  # for the audit log
             asyncio.run(_dev(args))
             return EXIT_OK
         if args.command == "emulator":

@@ -10,7 +10,9 @@ every scope's rules and lifetimes) except for what must change to run on this ma
 - Satchel's identity is the emulator's fake dev AccessKey (`[identity] source = "env"`);
 - gRPC and metrics listen where the command line says (loopback by default), the
   health-only listener is left out, reflection is on;
-- `[cache] url` is left out: a dev run never touches a shared Redis.
+- `[cache] url` is left out: a dev run never touches a shared Redis;
+- audit lines bound for stdout go to `audit.jsonl` in the data directory instead, so the
+  terminal keeps to the banner and the log (the banner names the file).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from satchel_server.emulator.runner import Emulator
 from satchel_server.errors import ConfigError
 
 DEV_METRICS_LISTEN = "127.0.0.1:0"
+DEV_AUDIT_FILE = "audit.jsonl"
 
 
 def load(path: Path, environ: Mapping[str, str]) -> Settings:
@@ -118,9 +121,10 @@ def emulator_accounts(settings: Settings) -> dict[str, object]:
 
 
 def on_emulator(
-    settings: Settings, emulator: Emulator, *, listen: str, metrics_listen: str
+    settings: Settings, emulator: Emulator, *, listen: str, metrics_listen: str, audit_file: Path
 ) -> Settings:
-    """`settings` pointed at the running emulator, listening where the command line says."""
+    """`settings` pointed at the running emulator, listening where the command line says;
+    audit lines bound for stdout go to `audit_file`."""
     scopes = {
         name: dataclasses.replace(
             scope,
@@ -131,8 +135,12 @@ def on_emulator(
         for name, scope in settings.scopes.items()
     }
     server = dataclasses.replace(settings.server, listen=listen, health_listen="", reflection=True)
+    audit = settings.audit
+    if audit.output == "stdout":
+        audit = dataclasses.replace(audit, output=str(audit_file))
     return dataclasses.replace(
         settings,
+        audit=audit,
         server=server,
         sts=dataclasses.replace(settings.sts, endpoint=emulator.sts_url),
         scopes=scopes,
@@ -159,6 +167,7 @@ def banner(settings: Settings, emulator: Emulator, server: SatchelServer) -> str
         host, _ = parse_listen_address(settings.metrics.listen)
         lines.append(f"  metrics       http://{host}:{server.metrics_port}/metrics")
     lines += [
+        f"  audit log     {settings.audit.output}   (one JSON line per call)",
         f"  STS emulator  {emulator.sts_url}",
         f"  OSS emulator  {emulator.oss_url}   (path-style)",
     ]
@@ -170,10 +179,8 @@ def banner(settings: Settings, emulator: Emulator, server: SatchelServer) -> str
         )
     lines += [
         "Try:",
-        "  grpcurl -plaintext"
-        + (" -H 'authorization: Bearer <key>'" if settings.callers else "")
-        + """ -d '{"player_id": "p1", "permissions": ["PERMISSION_READ"]}' \\""",
-        f"      {server.address} satchel.v1.TokenService/IssueToken",
+        ("  SATCHEL_API_KEY=<key> " if settings.callers else "  ")
+        + f"satchel issue --target {server.address} --player p1 --permissions read",
         "",
     ]
     return "\n".join(lines)

@@ -190,12 +190,16 @@ async def serve(settings: Settings, banner: Callable[[SatchelServer], str] | Non
         await server.serve_until_signalled()
 
 
-def dev_settings(listen: str, emulator: Emulator) -> Settings:
-    """Settings that point Satchel at a running emulator and its built-in dev account."""
+def dev_settings(listen: str, emulator: Emulator, audit_output: str = "stdout") -> Settings:
+    """Settings that point Satchel at a running emulator and its built-in dev account.
+
+    `audit_output` is `[audit] output`: "stdout" or a file appended to.
+    """
     document = {
         "server": {"listen": listen, "reflection": True},
         # The dev key below, never the chain: dev must not probe a metadata service.
         "identity": {"source": "env"},
+        "audit": {"output": audit_output},
         "sts": {"endpoint": emulator.sts_url},
         # Dev is for trying things out on loopback: no per-player limit to trip over.
         "limits": {"player_rate_per_second": 0},
