@@ -11,8 +11,11 @@ LINTED := $(wildcard service clients/python/satchel tests scripts bench examples
 
 .PHONY: run test lint typecheck unit proto bench soak venv clean
 
+# The address `make run` serves on: `make run LISTEN=127.0.0.1:50052`.
+LISTEN ?= 127.0.0.1:50051
+
 run: $(RUN_STAMP)
-	$(BIN)/satchel dev
+	$(BIN)/satchel dev --listen $(LISTEN)
 
 test: lint typecheck unit
 

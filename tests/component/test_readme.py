@@ -1,14 +1,17 @@
 """README.md's commands, extracted from the file itself so the README cannot drift.
 
-grpcurl is not installed here, so its calls are replayed the way grpcurl makes them: the
-service and message types come from the server's reflection service, the `-d` JSON goes
-through protobuf's JSON mapping (`json_format.Parse`) into the request, then the call.
-The quick start's Python block and the CLI lines run as written, against the same server.
+The quick start runs as a person runs it, against `satchel dev` in its own process: its
+shell blocks (the CLI, and curl's presigned PUT, POST form and GET) run in `sh` with
+$SATCHEL_TARGET pointing at that server, its Python block runs as pasted.
+
+grpcurl is not installed here (nor packaged by Debian or npm), so its calls are replayed
+the way grpcurl makes them: the service and message types come from the server's
+reflection service, the `-d` JSON goes through protobuf's JSON mapping
+(`json_format.Parse`) into the request, then the call.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import io
@@ -16,21 +19,24 @@ import json
 import os
 import re
 import shlex
-from collections.abc import AsyncIterator
+import shutil
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-import pytest_asyncio
 from component.emulator_fixtures import emulator
 from google.protobuf import descriptor_pool, json_format, message_factory
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
-from support.processes import REPO_ROOT
-from support.stack import Stack, running_stack
+from support.processes import REPO_ROOT, ServerProcess
+from support.stack import running_stack
 from support.tls_certs import make_pki
 
 import satchel
@@ -46,8 +52,12 @@ README = (REPO_ROOT / "README.md").read_text()
 DOC_ADDRESS = "127.0.0.1:50051"
 
 
-def blocks(language: str) -> list[str]:
-    return re.findall(rf"^```{language}\n(.*?)^```", README, re.MULTILINE | re.DOTALL)
+def blocks(language: str, text: str = README) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+
+
+def section(title: str) -> str:
+    return README.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
 
 
 def commands(program: str) -> list[list[str]]:
@@ -55,9 +65,8 @@ def commands(program: str) -> list[list[str]]:
     found = []
     for block in blocks("sh"):
         for line in block.replace("\\\n", " ").splitlines():
-            words = shlex.split(line, comments=True)
-            if words and words[0] == program:
-                found.append(words[1:])
+            if line.startswith(f"{program} "):
+                found.append(shlex.split(line, comments=True)[1:])
     return found
 
 
@@ -74,10 +83,74 @@ def test_the_readme_has_what_the_quick_start_promises() -> None:
     assert {c[0] for c in SATCHEL} >= {"issue", "presign"}
 
 
-@pytest_asyncio.fixture
-async def stack(emulator: Emulator) -> AsyncIterator[Stack]:
-    async with running_stack(emulator) as running:
-        yield running
+QUICK_START = section("Five-minute quick start")
+# The blocks a person runs in the second terminal; `make run` is the first, and
+# examples/ (long-running servers) run in tests/component/test_examples.py.
+QUICK_START_SHELL = [
+    block
+    for block in blocks("sh", QUICK_START)
+    if not block.startswith("make ") and "examples/" not in block
+]
+VENV_BIN = ".venv/bin/"
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`satchel dev` in its own process, as `make run` runs it: its gRPC address."""
+    data_dir = tmp_path_factory.mktemp("satchel-data")
+    server = ServerProcess(
+        ["-m", "satchel_server", "dev", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)]
+    )
+    try:
+        yield server.wait_listening()
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def run_shell(block: str, target: str, cwd: Path) -> str:
+    """The block in POSIX sh, stopping at the first failure; .venv/bin is this test's venv."""
+    script = block.replace(VENV_BIN, f"{Path(sys.executable).parent}/")
+    done = subprocess.run(
+        ["sh", "-eu", "-c", script],
+        cwd=cwd,
+        env={**os.environ, "SATCHEL_TARGET": target},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, f"{block}\nstdout: {done.stdout}\nstderr: {done.stderr}"
+    return done.stdout
+
+
+def test_the_quick_start_shows_the_cli_and_curl_with_presigned_put_post_and_get() -> None:
+    shell = "\n".join(QUICK_START_SHELL)
+    assert f"{VENV_BIN}satchel issue --player p1" in shell
+    curls = [line for line in shell.replace("\\\n", " ").splitlines() if "curl " in line]
+    put = [c for c in curls if "-X PUT" in c]
+    assert put
+    assert "-H 'Content-Type: application/octet-stream'" in put[0]
+    assert any("--form-string policy=" in c and "-F 'file=@-" in c for c in curls)
+    assert any("-X" not in c and "--form-string" not in c for c in curls)  # the GET
+
+
+def test_quick_start_cli_runs_against_satchel_dev(dev: str, tmp_path: Path) -> None:
+    (cli,) = [block for block in QUICK_START_SHELL if "curl " not in block]
+    assert json.loads(run_shell(cli, dev, tmp_path))["prefix"] == "players/p1/"
+
+
+def test_quick_start_curl_puts_posts_and_gets_against_satchel_dev(dev: str, tmp_path: Path) -> None:
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed here: the README's curl examples cannot run")
+    (curls,) = [block for block in QUICK_START_SHELL if "curl " in block]
+    # The GET printed what the POST form uploaded, and the PUT's object is there too.
+    assert run_shell(curls, dev, tmp_path) == "slot 2"
+    with satchel.SyncClient(dev) as client:
+        url = client.presign("p1", "saves/slot1.dat", satchel.Method.GET).url
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.read() == b"slot 1"
 
 
 class Grpcurl:
@@ -120,15 +193,11 @@ class Grpcurl:
         return json_format.MessageToDict(rpc(request, timeout=10))
 
 
-@pytest.mark.asyncio
-async def test_grpcurl_examples_work_through_reflection_and_the_json_mapping(stack: Stack) -> None:
-    def replay() -> list[Any]:
-        with grpc.insecure_channel(stack.server.address) as channel:
-            grpcurl = Grpcurl(channel)
-            # Address swapped only here, so the README keeps the real dev address.
-            return [grpcurl.run(args) for args in GRPCURL]
-
-    outputs = await asyncio.to_thread(replay)
+def test_grpcurl_examples_work_through_reflection_and_the_json_mapping(dev: str) -> None:
+    with grpc.insecure_channel(dev) as channel:
+        grpcurl = Grpcurl(channel)
+        # Address swapped only here, so the README keeps the real dev address.
+        outputs = [grpcurl.run(args) for args in GRPCURL]
     listed = outputs[[c[-1] for c in GRPCURL].index("list")]
     assert {"satchel.v1.TokenService", "grpc.health.v1.Health"} <= set(listed)
     assert ["IssueToken", "PresignObject"] in outputs  # describe
@@ -141,19 +210,17 @@ async def test_grpcurl_examples_work_through_reflection_and_the_json_mapping(sta
     assert {"status": "SERVING"} in outputs
 
 
-@pytest.mark.asyncio
-async def test_quick_start_python_runs_as_pasted(stack: Stack) -> None:
-    quick_start = blocks("python")[0]
+def run_python(source: str) -> list[str]:
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(source, "README.md", "exec"), {})
+    return printed.getvalue().splitlines()
+
+
+def test_quick_start_python_runs_as_pasted(dev: str) -> None:
+    (quick_start,) = blocks("python", QUICK_START)
     assert DOC_ADDRESS in quick_start
-    source = quick_start.replace(DOC_ADDRESS, stack.server.address)
-
-    def run() -> str:
-        printed = io.StringIO()
-        with contextlib.redirect_stdout(printed):
-            exec(compile(source, "README.md", "exec"), {})
-        return printed.getvalue()
-
-    lines = (await asyncio.to_thread(run)).splitlines()
+    lines = run_python(quick_start.replace(DOC_ADDRESS, dev))
     assert lines[0].startswith("Token(")
     assert json.loads(lines[1])["Prefix"] == "players/p1/"
 
@@ -204,12 +271,11 @@ async def test_client_options_snippet_runs_against_an_mtls_server_with_a_bearer_
     assert url.key == "players/p1/saves/slot1.dat"
 
 
-@pytest.mark.asyncio
-async def test_cli_examples_print_json(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_examples_print_json(dev: str, capsys: pytest.CaptureFixture[str]) -> None:
     for args in SATCHEL:
         if args[0] not in ("issue", "presign"):
             continue
-        code = await asyncio.to_thread(main, [*args, "--target", stack.server.address])
+        code = main([*args, "--target", dev])
         captured = capsys.readouterr()
         assert code == 0, (args, captured.err)
         assert json.loads(captured.out)
@@ -219,3 +285,20 @@ def test_every_example_the_readme_names_exists() -> None:
     named = set(re.findall(r"examples/(\w+\.py)", README))
     assert named
     assert {p.name for p in (REPO_ROOT / "examples").glob("*.py")} >= named
+
+
+def test_make_run_listens_where_the_readme_says_listen_picks() -> None:
+    said = re.search(r"`make run LISTEN=(\S+)`", README)
+    assert said, "the README says how to pick another address"
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed here")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+    dry_run = subprocess.run(
+        ["make", "-n", "run", f"LISTEN={said.group(1)}"],
+        cwd=REPO_ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert dry_run.stdout.splitlines()[-1].endswith(f"satchel dev --listen {said.group(1)}")
