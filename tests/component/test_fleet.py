@@ -25,7 +25,7 @@ from component.redis_fixtures import private_redis, redis_server, redis_session
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 from support.processes import ServerProcess
-from support.redis_server import RedisServer
+from support.redis_server import ANSWER_SECONDS, RedisServer
 from support.stack import Stack, running_stack
 
 from satchel.v1 import token_service_pb2 as pb
@@ -52,7 +52,9 @@ def fleet_settings(emulator: Emulator, redis: RedisServer, **cache: Any) -> Sett
     base = dev_settings("127.0.0.1:0", emulator)
     return dataclasses.replace(
         base,
-        cache=dataclasses.replace(base.cache, url=redis.url, **cache),
+        cache=dataclasses.replace(
+            base.cache, **{"url": redis.url, "redis_timeout_seconds": ANSWER_SECONDS, **cache}
+        ),
         cache_secrets=CacheSecrets((("k1", CACHE_KEY),)),
     )
 
@@ -187,7 +189,7 @@ async def test_four_replicas_stay_inside_the_fleet_budget(
     emulator: Emulator, redis_server: RedisServer
 ) -> None:
     # The emulator throttles at 100/s per account (its default), the fleet budget is 90/s.
-    settings = fleet_settings(emulator, redis_server, redis_timeout_seconds=2.0)
+    settings = fleet_settings(emulator, redis_server)
     rate = settings.sts.budget_per_second
     async with replicas(4, emulator, settings) as fleet:
         issued_before = emulator.counters.assume_role_issued
@@ -224,11 +226,9 @@ async def test_redis_down_is_not_an_outage_and_shared_mode_returns(
     emulator: Emulator, private_redis: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=LINK_LOG)
-    # l1 0: every request asks Redis, so the outage is met at once. A stopped Redis
-    # refuses at once, so a timeout roomy enough for a loaded machine costs nothing.
-    settings = fleet_settings(
-        emulator, private_redis, l1_ttl_seconds=0.0, redis_timeout_seconds=2.0
-    )
+    # l1 0: every request asks Redis, so the outage is met at once (a stopped Redis
+    # refuses at once, whatever the timeout).
+    settings = fleet_settings(emulator, private_redis, l1_ttl_seconds=0.0)
     seen: set[str] = set()
 
     async def check(replica: Stack, player: str) -> None:

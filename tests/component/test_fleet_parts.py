@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from component.redis_fixtures import private_redis, redis_server, redis_session, start_redis
 from support.fakes import FakeClock, ScriptedSts
-from support.redis_server import RedisServer, free_port
+from support.redis_server import ANSWER_SECONDS, RedisServer, free_port
 from support.scopes import make_scope
 from support.tls_certs import make_pki
 
@@ -33,7 +33,7 @@ ACCESS_KEY = AccessKey("LTAI-id", "secret")
 
 def settings_for(url: str, **cache: Any) -> Settings:
     return Settings(
-        cache=CacheSettings(url=url, **cache),
+        cache=CacheSettings(**{"url": url, "redis_timeout_seconds": ANSWER_SECONDS, **cache}),
         sts=StsSettings(budget_per_second=10.0),
         cache_secrets=CacheSecrets(KEYS),
     )
@@ -184,9 +184,7 @@ async def test_rediss_with_a_password_shares_entries(tmp_path: Path) -> None:
     try:
         clock = FakeClock()
         sts = ScriptedSts(clock)
-        # A TLS handshake on a loaded machine can outlast the 100 ms default: this test is
-        # about TLS and the password, not the timeout (tested above with a stalled Redis).
-        settings = settings_for(server.url, redis_timeout_seconds=2.0)
+        settings = settings_for(server.url)
         settings = dataclasses.replace(settings, cache_secrets=CacheSecrets(KEYS, "redis-pass"))
         one, two = open_fleet(settings, clock), open_fleet(settings, clock)
         try:
