@@ -145,6 +145,10 @@ def test_quick_start_curl_puts_posts_and_gets_against_satchel_dev(dev: str, tmp_
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed here: the README's curl examples cannot run")
     (curls,) = [block for block in QUICK_START_SHELL if "curl " in block]
+    with satchel.SyncClient(dev) as client:
+        form = client.presign("p1", "saves/slot2.dat", "POST", max_size=1048576).form_fields
+    # Every field the server's form carries, and no other, or OSS refuses the upload.
+    assert set(re.findall(r"--form-string ([\w-]+)=", curls)) == set(form)
     # The GET printed what the POST form uploaded, and the PUT's object is there too.
     assert run_shell(curls, dev, tmp_path) == "slot 2"
     with satchel.SyncClient(dev) as client:
