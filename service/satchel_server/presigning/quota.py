@@ -19,15 +19,24 @@ not waived (UsageUnavailable, with a retry hint).
 An allowed upload stays *pending* until a listing that began after it could last land:
 its URL's expiry plus LANDING_ALLOWANCE_SECONDS (a body may still be arriving when the
 URL expires). Until then it is counted whether it landed or not, so the estimate never
-falls below what the folder can come to hold through this server's URLs. How far a
-folder can pass its quota, and why (docs/operations.md, section 10):
+falls below what the folder can come to hold through the fleet's URLs.
 
-* through one replica's URLs, by the cap of an upload still arriving when its pending
-  entry ended (the landing allowance past its URL's expiry): until a listing sees it,
-  the room it takes can be allowed again. Nothing else: each upload is checked and
-  recorded with no await in between, so concurrent ones are counted one after another;
-* each replica keeps its own pending entries: replicas serving one player at once each
-  allow against the same listing, until their uploads land and are listed;
+Where the pending uploads are kept is a PendingUploads store; the admission rule above
+is defined here once and handed to the store, which applies it to one folder's entries
+atomically. LocalPendingUploads (the default) keeps them in this process: the rule runs
+with no await, so concurrent uploads are counted one after another. In fleet mode
+(`[cache] url`), fleet.pending_uploads keeps them in Redis, shared by every replica,
+and applies the rule as a compare-and-set, so the fleet's uploads are counted one after
+another too; when Redis does not answer, uploads to quota scopes are refused
+(UsageUnavailable): a quota that cannot be checked is not waived.
+
+How far a folder can pass its quota, and why (docs/operations.md, section 10):
+
+* by the cap of an upload still arriving when its pending entry ended (the landing
+  allowance past its URL's expiry): until a listing sees it, the room it takes can be
+  allowed again. Nothing else, for one replica or a fleet sharing Redis;
+* replicas without a shared cache each keep their own pending uploads: N of them serving
+  one player at once can together allow up to N times the room left;
 * anything that does not go through PresignObject (write credentials from IssueToken,
   refused in quota scopes; a versioned bucket's old versions) is not bounded here.
 """
@@ -35,6 +44,7 @@ folder can pass its quota, and why (docs/operations.md, section 10):
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
@@ -108,41 +118,126 @@ class QuotaStats:
         self.refusals[scope] = self.refusals.get(scope, 0) + 1
 
 
+FolderName = tuple[str, str]  # (scope, player id)
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """Uploads allowed to one key that may still land."""
+
+    most: int  # the largest cap allowed to the key
+    lands_by: float  # when the last of them may still land, on the store's clock
+
+
+PendingEntries = Mapping[str, Pending]  # by full key
+# The admission rule, as a store applies it: (now, the folder's entries) -> its new
+# entries; raises (QuotaExceeded) to record nothing.
+Decide = Callable[[float, PendingEntries], dict[str, Pending]]
+
+
+class PendingUploads(Protocol):
+    """Where allowed uploads are kept while they may land (this process, or the fleet)."""
+
+    def now(self) -> float:
+        """The clock `lands_by` and listing times are on."""
+        ...
+
+    async def update(self, folder: FolderName, decide: Decide) -> None:
+        """Replace the folder's entries with decide(now, entries), with no other update to
+        the folder in between; when decide raises, nothing changes and the error propagates.
+        """
+        ...
+
+
+class LocalPendingUploads:
+    """This process's pending uploads; entries are dropped once they can no longer land."""
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._folders: dict[FolderName, dict[str, Pending]] = {}
+        # (the latest lands_by of a folder's entries, folder), soonest first.
+        self._ends: list[tuple[float, FolderName]] = []
+
+    @property
+    def folders(self) -> int:
+        return len(self._folders)
+
+    def now(self) -> float:
+        return self._clock()
+
+    async def update(self, folder: FolderName, decide: Decide) -> None:
+        now = self._clock()
+        self._drop_ended(now)
+        before = self._folders.get(folder, {})
+        entries = decide(now, before)  # no await: nothing in between
+        if not entries:
+            self._folders.pop(folder, None)
+            return
+        self._folders[folder] = entries
+        end = _last_landing(entries)
+        if not before or end > _last_landing(before):
+            heapq.heappush(self._ends, (end, folder))
+
+    def _drop_ended(self, now: float) -> None:
+        while self._ends and self._ends[0][0] < now:
+            _, folder = heapq.heappop(self._ends)
+            entries = self._folders.get(folder)
+            if entries is not None and all(e.lands_by < now for e in entries.values()):
+                del self._folders[folder]
+
+
+def _last_landing(entries: PendingEntries) -> float:
+    return max(entry.lands_by for entry in entries.values())
+
+
+def admission(listing: FolderListing, listed_from: float, request: PresignRequest) -> Decide:
+    """The rule: the upload is allowed if the folder, with every upload that may still land
+    at its cap and this one too, fits the quota; allowed, it is pending until it could land.
+    `listed_from`: when the listing began, on the store's clock.
+    """
+    scope, key = request.scope, request.key
+    cap = request.upload_cap or 0
+    sizes = listing.sizes
+
+    def decide(now: float, entries: PendingEntries) -> dict[str, Pending]:
+        # Uploads that could last land before the listing began are in it, or never will be.
+        pending = {name: e for name, e in entries.items() if e.lands_by >= listed_from}
+        total = listing.total
+        for name, entry in pending.items():
+            if name != key:
+                total += max(0, entry.most - sizes.get(name, 0))
+        before = pending.get(key)
+        most = max(cap, before.most if before else 0)
+        estimate = total + max(0, most - sizes.get(key, 0))
+        if estimate > scope.folder_quota_bytes:
+            raise QuotaExceeded(
+                f"folder {request.prefix} is at its quota: with this upload of up to {cap} "
+                f"bytes it could hold {estimate} bytes, over scope {scope.name!r}'s quota of "
+                f"{scope.folder_quota_bytes} bytes (uploads already allowed count until "
+                "they land); delete objects to make room"
+            )
+        lands_by = now + request.expires_seconds + LANDING_ALLOWANCE_SECONDS
+        pending[key] = Pending(most, max(lands_by, before.lands_by if before else lands_by))
+        return pending
+
+    return decide
+
+
+@dataclass(frozen=True, slots=True)
+class _Measured:
+    listing: FolderListing
+    began: float  # when its lookup began, on the pending store's clock
+
+
 @dataclass(slots=True)
 class _Folder:
-    listing: FolderListing | None = None
+    measured: _Measured | None = None
     listed_at: float = float("-inf")  # when the listing's lookup began
-    # key -> (largest cap allowed to it, when its last upload may still land)
-    pending: dict[str, tuple[int, float]] = field(default_factory=dict)
-    lookup: asyncio.Task[FolderListing] | None = None
+    lookup: asyncio.Task[_Measured] | None = None
 
-    def settle(self) -> None:
-        """Forget uploads the listing saw land, or that can no longer land."""
-        self.pending = {
-            key: entry for key, entry in self.pending.items() if entry[1] >= self.listed_at
-        }
-
-    def estimate(self, listing: FolderListing, key: str, cap: int) -> int:
-        """What the folder could come to hold with this upload allowed too."""
-        sizes = listing.sizes
-        total = listing.total
-        for name, (most, _) in self.pending.items():
-            if name != key:
-                total += max(0, most - sizes.get(name, 0))
-        most = max(cap, self.pending.get(key, (0, 0.0))[0])
-        return total + max(0, most - sizes.get(key, 0))
-
-    def allow(self, key: str, cap: int, lands_by: float) -> None:
-        most, until = self.pending.get(key, (0, lands_by))
-        self.pending[key] = (max(most, cap), max(until, lands_by))
-
-    def idle(self, now: float) -> bool:
+    def idle(self) -> bool:
         """Nothing that a new listing would not give back: safe to forget."""
-        return (
-            self.lookup is None
-            and self.listing is None
-            and all(until < now for _, until in self.pending.values())
-        )
+        return self.lookup is None and self.measured is None
 
 
 class FolderQuotas:
@@ -158,8 +253,10 @@ class FolderQuotas:
         stats: QuotaStats | None = None,
         fresh_seconds: float = USAGE_FRESH_SECONDS,
         folders_kept: int = FOLDERS_KEPT,
+        pending: PendingUploads | None = None,
     ) -> None:
         self._signers = signers
+        self._pending = pending or LocalPendingUploads(clock)
         self._lister = lister
         self._clock = clock
         self.stats = stats or QuotaStats()
@@ -183,45 +280,39 @@ class FolderQuotas:
 
     @property
     def listings_held(self) -> int:
-        return sum(folder.listing is not None for folder in self._folders.values())
+        return sum(folder.measured is not None for folder in self._folders.values())
 
     async def admit(self, request: PresignRequest) -> None:
         """Allow the upload `request` presigns, or raise QuotaExceeded / UsageUnavailable.
 
-        Allowed, it is pending at once: the check and the record happen with no await
-        between them, so concurrent uploads to one folder are counted one after another.
+        Allowed, it is pending at once: the pending store checks and records it with no
+        other upload to the folder in between, so concurrent uploads are counted one
+        after another.
         """
         scope = request.scope
-        cap = request.upload_cap
-        if not scope.folder_quota_bytes or cap is None:
+        if not scope.folder_quota_bytes or request.upload_cap is None:
             return
         folder = self._folder((scope.name, request.player_id))
-        listing = await self._listing(folder, request)
-        if not listing.complete:
+        measured = await self._measured(folder, request)
+        if not measured.listing.complete:
             self.stats.refused(scope.name)
             raise QuotaExceeded(
                 f"folder {request.prefix} holds more than {MAX_LISTED_OBJECTS} objects, too "
                 f"many to measure against scope {scope.name!r}'s quota; delete some to upload"
             )
-        folder.settle()
-        estimate = folder.estimate(listing, request.key, cap)
-        if estimate > scope.folder_quota_bytes:
+        decide = admission(measured.listing, measured.began, request)
+        try:
+            await self._pending.update((scope.name, request.player_id), decide)
+        except QuotaExceeded:
             self.stats.refused(scope.name)
-            raise QuotaExceeded(
-                f"folder {request.prefix} is at its quota: with this upload of up to {cap} "
-                f"bytes it could hold {estimate} bytes, over scope {scope.name!r}'s quota of "
-                f"{scope.folder_quota_bytes} bytes (uploads already allowed count until "
-                "they land); delete objects to make room"
-            )
-        lands_by = self._clock() + request.expires_seconds + LANDING_ALLOWANCE_SECONDS
-        folder.allow(request.key, cap, lands_by)
+            raise
 
     def _folder(self, name: tuple[str, str]) -> _Folder:
         now = self._clock()
         while self._listed and self._listed[0][0] <= now:
             _, stale = self._listed.popleft()
             if stale.listed_at + self._fresh_seconds <= now:
-                stale.listing = None
+                stale.measured = None
         folder = self._folders.get(name)
         if folder is not None:
             self._folders.move_to_end(name)
@@ -229,14 +320,14 @@ class FolderQuotas:
         folder = self._folders[name] = _Folder()
         while len(self._folders) > self._folders_kept:
             oldest_name, oldest = next(iter(self._folders.items()))
-            if not oldest.idle(now):
-                break  # still counts uploads that may land: kept, over the bound for now
+            if not oldest.idle():
+                break  # a lookup in flight or a fresh listing: kept, over the bound for now
             del self._folders[oldest_name]
         return folder
 
-    async def _listing(self, folder: _Folder, request: PresignRequest) -> FolderListing:
-        if folder.listing is not None and self._clock() - folder.listed_at < self._fresh_seconds:
-            return folder.listing
+    async def _measured(self, folder: _Folder, request: PresignRequest) -> _Measured:
+        if folder.measured is not None and self._clock() - folder.listed_at < self._fresh_seconds:
+            return folder.measured
         if folder.lookup is None:
             folder.lookup = asyncio.create_task(self._look_up(folder, request))
             # Its failure reaches every waiter; this keeps it from being reported as
@@ -245,7 +336,7 @@ class FolderQuotas:
         # Shielded: a caller that gives up does not cancel the lookup others wait on.
         return await asyncio.shield(folder.lookup)
 
-    async def _look_up(self, folder: _Folder, request: PresignRequest) -> FolderListing:
+    async def _look_up(self, folder: _Folder, request: PresignRequest) -> _Measured:
         scope = request.scope
         try:
             wait = self._lookup_rates[scope.name].try_take()
@@ -265,20 +356,20 @@ class FolderQuotas:
                 credentials=self._signers.for_scope(scope.name).credentials,
                 max_objects=MAX_LISTED_OBJECTS,
             )
-            started = self._clock()
+            started, began = self._clock(), self._pending.now()
             try:
                 listing = await self._lister.list_folder(query)
             except DomainError:
                 self.stats.looked_up(scope.name, "failed")
                 raise
             self.stats.looked_up(scope.name, "ok")
-            folder.listing, folder.listed_at = listing, started
+            folder.measured, folder.listed_at = _Measured(listing, began), started
             self._listed.append((started + self._fresh_seconds, folder))
-            return listing
+            return folder.measured
         finally:
             folder.lookup = None
 
 
-def _retrieved(task: asyncio.Task[FolderListing]) -> None:
+def _retrieved(task: asyncio.Task[_Measured]) -> None:
     if not task.cancelled():
         task.exception()

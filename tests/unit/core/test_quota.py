@@ -4,100 +4,22 @@ lookups are cached, single-flight, rate-bounded; a failed lookup refuses the upl
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.fakes import FakeClock, ScriptedSts
+from support.quota_fakes import PREFIX, QUOTA, FakeLister, Seconds, quotas, upload
 from support.scopes import make_scope
 
-from satchel_server.config import AccessKey, ScopeSettings
-from satchel_server.credentials.budget import TokenBucket
 from satchel_server.errors import QuotaExceeded, UsageUnavailable
 from satchel_server.presigning.quota import (
     LANDING_ALLOWANCE_SECONDS,
     USAGE_FRESH_SECONDS,
-    FolderListing,
-    FolderQuery,
-    FolderQuotas,
+    LocalPendingUploads,
 )
-from satchel_server.presigning.signing_credentials import ScopeRefresher, ScopeSigningCredentials
-from satchel_server.rules.scopes import PresignRequest, validate_presign_request
 from satchel_server.vocabulary import HttpMethod
 
 pytestmark = pytest.mark.asyncio
-QUOTA = 1000
-SCOPE = make_scope(folder_quota_bytes=QUOTA, sign_with_access_key=True, folder_lookups_per_second=2)
-PREFIX = "players/p1/"
-
-
-class Seconds:
-    """A monotonic clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class FakeLister:
-    """Answers each folder from `sizes` (by full key); counts lookups; may fail or wait."""
-
-    def __init__(self, sizes: Mapping[str, int] | None = None) -> None:
-        self.sizes = dict(sizes or {})
-        self.queries: list[FolderQuery] = []
-        self.fail: UsageUnavailable | None = None
-        self.release: asyncio.Event | None = None
-
-    async def list_folder(self, query: FolderQuery) -> FolderListing:
-        self.queries.append(query)
-        if self.release is not None:
-            await self.release.wait()
-        if self.fail is not None:
-            raise self.fail
-        found = {k: v for k, v in self.sizes.items() if k.startswith(query.prefix)}
-        return FolderListing(found, complete=len(found) <= query.max_objects)
-
-
-def quotas(
-    lister: FakeLister,
-    clock: Seconds | None = None,
-    scope: ScopeSettings = SCOPE,
-    folders_kept: int = 1000,
-) -> FolderQuotas:
-    signer = ScopeRefresher(scope, ScriptedSts(FakeClock()), TokenBucket(1), AccessKey("LTAI", "s"))
-    return FolderQuotas(
-        {scope.name: scope},
-        ScopeSigningCredentials({scope.name: signer}),
-        lister,
-        clock=clock or Seconds(),
-        folders_kept=folders_kept,
-    )
-
-
-def upload(
-    key: str = "saves/a.dat",
-    size: int = 100,
-    *,
-    player: str = "p1",
-    method: HttpMethod = HttpMethod.PUT,
-    scope: ScopeSettings = SCOPE,
-) -> PresignRequest:
-    put = method is HttpMethod.PUT
-    return validate_presign_request(
-        {scope.name: scope},
-        scope_name="",
-        player_id=player,
-        key=key,
-        method=method,
-        expires_seconds=600,
-        content_type="",
-        max_size=0 if put or method is not HttpMethod.POST else size,
-        forbid_overwrite=False,
-        content_length=size if put else None,
-    )
 
 
 @settings(deadline=None)  # timing varies on a loaded machine
@@ -240,18 +162,19 @@ async def test_the_lookup_asks_for_the_players_folder_with_the_scopes_credential
 
 async def test_folders_with_uploads_that_may_land_are_never_forgotten() -> None:
     clock, lister = Seconds(), FakeLister()
+    pending = LocalPendingUploads(clock)
     scope = make_scope(
         folder_quota_bytes=QUOTA, sign_with_access_key=True, folder_lookups_per_second=100
     )
-    gate = quotas(lister, clock, scope, folders_kept=1)
+    gate = quotas(lister, clock, scope, folders_kept=1, pending=pending)
     await gate.admit(upload("a", 900, player="p1", scope=scope))
     clock.now += USAGE_FRESH_SECONDS
-    await gate.admit(upload(player="p2", scope=scope))  # over the bound: p1 still counts
-    assert gate.folders_tracked == 2
-    assert gate.listings_held == 1  # p1's listing went stale and was dropped
+    await gate.admit(upload(player="p2", scope=scope))
+    # p1's stale listing is forgotten (over the bound of one folder); its pending upload is not.
+    assert (gate.folders_tracked, gate.listings_held, pending.folders) == (1, 1, 2)
     with pytest.raises(QuotaExceeded):
         await gate.admit(upload("b", 101, player="p1", scope=scope))
-    # Once nothing can land any more, and its listing is stale, a folder is forgotten.
-    clock.now += 600 + LANDING_ALLOWANCE_SECONDS + USAGE_FRESH_SECONDS
+    # Once nothing can land any more, a folder's pending uploads are forgotten.
+    clock.now += 600 + LANDING_ALLOWANCE_SECONDS + 1
     await gate.admit(upload(player="p3", scope=scope))
-    assert gate.folders_tracked == 1
+    assert (gate.folders_tracked, pending.folders) == (1, 1)
