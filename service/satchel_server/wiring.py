@@ -81,7 +81,9 @@ async def wired_token_service(
             for name, scope in settings.scopes.items()
         }
         signers = ScopeSigningCredentials(scope_signers)
-        quotas = FolderQuotas(settings.scopes, signers, OssFolderLister(session))
+        quotas = FolderQuotas(
+            settings.scopes, signers, OssFolderLister(session), pending=fleet.pending_uploads
+        )
         if metrics is not None:
             metrics.registry.register(StateCollector(broker, fleet.budget, scope_signers))
             metrics.registry.register(QuotaCollector(quotas.stats))

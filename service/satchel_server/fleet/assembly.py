@@ -2,7 +2,8 @@
 
 Without `[cache] url`: nothing shared and a process-wide bucket (one replica's
 behaviour). With it: the Redis SharedCache and the fleet's bucket, each falling
-back to local state, and the local bucket sized as the fleet's share of one replica.
+back to local state, and the local bucket sized as the fleet's share of one replica;
+and the folder quotas' pending uploads, which refuse uploads while Redis is down.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from satchel_server.credentials.budget import STS_ACCOUNT_LIMIT_PER_SECOND, Budg
 from satchel_server.credentials.types import Clock, utc_now
 from satchel_server.fleet.crypto import Keyring
 from satchel_server.fleet.link import RedisLink
+from satchel_server.fleet.pending_uploads import RedisPendingUploads
 from satchel_server.fleet.redis_store import RedisSharedCache
 from satchel_server.fleet.shared_budget import FleetBudget
+from satchel_server.presigning.quota import PendingUploads
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class Fleet:
     shared: SharedCache
     budget: Budget
     link: RedisLink | None = None
+    # The folder quotas' pending uploads (None: each FolderQuotas keeps its own).
+    pending_uploads: PendingUploads | None = None
 
     async def close(self) -> None:
         if self.link is not None:
@@ -57,11 +62,15 @@ def open_fleet(settings: Settings, clock: Clock = utc_now) -> Fleet:
     link = RedisLink(
         Redis.from_url(cache.url, **options),
         cache.redis_timeout_seconds,
-        fallback_note=f"the local cache and a local budget of {local_rate:g} AssumeRole/s",
+        fallback_note=(
+            f"the local cache and a local budget of {local_rate:g} AssumeRole/s "
+            "(uploads to folder-quota scopes are refused)"
+        ),
     )
+    keyring = Keyring(secrets.keys)
     shared = RedisSharedCache(
         link,
-        Keyring(secrets.keys),
+        keyring,
         key_prefix=cache.key_prefix,
         lock_ttl_seconds=cache.lock_ttl_seconds,
         l1_ttl_seconds=cache.l1_ttl_seconds,
@@ -70,4 +79,5 @@ def open_fleet(settings: Settings, clock: Clock = utc_now) -> Fleet:
     # While Redis is down, each replica keeps to its share of the account's limit.
     local = sts_budget(local_rate, STS_ACCOUNT_LIMIT_PER_SECOND / cache.expected_replicas)
     budget = FleetBudget(link, f"{cache.key_prefix}budget:sts", rate, local)
-    return Fleet(shared, budget, link)
+    pending = RedisPendingUploads(link, keyring, key_prefix=cache.key_prefix)
+    return Fleet(shared, budget, link, pending)
