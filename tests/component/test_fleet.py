@@ -273,3 +273,29 @@ async def test_redis_down_is_not_an_outage_and_shared_mode_returns(
             await check(two, player)  # shared again: the second replica reuses the first's
         assert emulator.counters.assume_role_issued == before + len(late)
         assert_nothing_in_clear(private_redis.dump(), seen)
+
+
+@pytest.mark.asyncio
+async def test_fifty_presigns_across_two_replicas_keep_a_folder_within_its_quota(
+    emulator: Emulator, redis_server: RedisServer
+) -> None:
+    settings = fleet_settings(emulator, redis_server, redis_timeout_seconds=2.0)
+    scope = dataclasses.replace(
+        settings.scopes["dev"], folder_quota_bytes=1000, default_permissions=("read", "list")
+    )
+    settings = dataclasses.replace(settings, scopes={"dev": scope})
+
+    async def presign(stack: Stack, key: str) -> str:
+        request = pb.PresignObjectRequest(
+            player_id="quota-player", key=key, method=pb.HTTP_METHOD_PUT, content_length=100
+        )
+        try:
+            await stack.stub.PresignObject(request, timeout=10)
+        except grpc.aio.AioRpcError as error:
+            return status_of(error)
+        return "OK"
+
+    async with replicas(2, emulator, settings) as fleet:
+        outcomes = await asyncio.gather(*(presign(fleet[i % 2], f"k{i}") for i in range(50)))
+    # 10 x 100 fits 1000 (the folder is empty); each replica alone would have allowed 10.
+    assert sorted(outcomes) == ["OK"] * 10 + ["RESOURCE_EXHAUSTED"] * 40
