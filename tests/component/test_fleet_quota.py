@@ -25,6 +25,7 @@ from satchel_server.fleet.pending_uploads import (
 )
 from satchel_server.presigning.quota import (
     LANDING_ALLOWANCE_SECONDS,
+    PENDING_KEPT_SECONDS,
     USAGE_FRESH_SECONDS,
     FolderQuotas,
     Pending,
@@ -40,18 +41,23 @@ PREFIX_IN_REDIS = "satchel:"
 
 @asynccontextmanager
 async def replicas(
-    count: int, redis: RedisServer, clock: Seconds, link_clock: Seconds | None = None
+    count: int,
+    redis: RedisServer,
+    clock: Seconds,
+    link_clock: Seconds | None = None,
+    listers: list[FakeLister] | None = None,
 ) -> AsyncIterator[list[FolderQuotas]]:
     """`count` replicas' quotas, each with its own Redis client, on one injected clock."""
+    listers = listers or [FakeLister() for _ in range(count)]
     async with AsyncExitStack() as stack:
         built = []
-        for _ in range(count):
+        for lister in listers:
             link = RedisLink(Redis.from_url(redis.url), 1.0, "local", clock=link_clock or Seconds())
             stack.push_async_callback(link.close)
             pending = RedisPendingUploads(
                 link, Keyring(KEYS), key_prefix=PREFIX_IN_REDIS, clock=clock
             )
-            built.append(quotas(FakeLister(), clock, pending=pending))
+            built.append(quotas(lister, clock, pending=pending))
         yield built
 
 
@@ -95,10 +101,11 @@ async def test_an_upload_one_replica_allowed_counts_on_another_until_it_could_la
         await first.admit(upload("a", 600))
         with pytest.raises(QuotaExceeded):
             await second.admit(upload("b", 500))
-        # Redis drops the folder's entry by itself, a margin after the last could land.
+        # Redis drops the folder's entry by itself, once no listing can need it.
         (name,) = redis_server.client().keys("*")
         ttl = redis_server.client().pttl(name)
-        assert 0 < ttl <= (600 + LANDING_ALLOWANCE_SECONDS + EXPIRY_MARGIN_SECONDS) * 1000
+        kept = 600 + LANDING_ALLOWANCE_SECONDS + PENDING_KEPT_SECONDS + EXPIRY_MARGIN_SECONDS
+        assert 0 < ttl <= kept * 1000
         # A listing begun after "a"'s URL expired and its landing allowance passed: it
         # never landed, and the entry in Redis (still there in real time) no longer counts.
         clock.now += 600 + LANDING_ALLOWANCE_SECONDS + USAGE_FRESH_SECONDS
@@ -106,6 +113,28 @@ async def test_an_upload_one_replica_allowed_counts_on_another_until_it_could_la
         await first.admit(upload("c", 500))
         with pytest.raises(QuotaExceeded):
             await first.admit(upload("d", 1))
+
+
+async def test_a_newer_listing_on_one_replica_keeps_what_an_older_one_needs(
+    redis_server: RedisServer,
+) -> None:
+    clock, slow, fast = Seconds(), FakeLister(), FakeLister()
+    async with replicas(2, redis_server, clock, listers=[slow, fast]) as (older, newer):
+        await older.admit(upload("a", 600))
+        lands_by = clock.now + 600 + LANDING_ALLOWANCE_SECONDS
+        clock.now = lands_by - 1
+        # One replica's lookup begins just before "a" could last land, and waits...
+        slow.release, slow.called = asyncio.Event(), asyncio.Event()
+        asked = asyncio.ensure_future(older.admit(upload("b", 500)))
+        await slow.called.wait()
+        # ...while "a" lands, and another replica lists it and allows a small upload.
+        clock.now = lands_by + 1
+        fast.sizes[PREFIX + "a"] = 600
+        await newer.admit(upload("c", 10))
+        slow.release.set()
+        # "a" is not in the older listing, so it must still count on top of it.
+        with pytest.raises(QuotaExceeded):
+            await asked
 
 
 async def test_overwriting_a_key_another_replica_allowed_costs_only_its_growth(

@@ -43,9 +43,11 @@ class FakeLister:
         self.queries: list[FolderQuery] = []
         self.fail: UsageUnavailable | None = None
         self.release: asyncio.Event | None = None
+        self.called = asyncio.Event()  # set by the first lookup
 
     async def list_folder(self, query: FolderQuery) -> FolderListing:
         self.queries.append(query)
+        self.called.set()
         if self.release is not None:
             await self.release.wait()
         if self.fail is not None:

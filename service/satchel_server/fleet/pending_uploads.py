@@ -11,8 +11,8 @@ from other replicas.
 The Redis key is a keyed hash of (scope, player) and the blob is sealed with that
 name as associated data (fleet.crypto): neither player ids nor object keys are
 readable in Redis. Each entry's `lands_by` is in the blob, on the wall clock every
-replica shares; the key itself expires a minute after the last of them, so Redis
-holds only folders with uploads that may still land.
+replica shares; the key itself expires a little after no listing can need any of
+them (quota.kept_until), so Redis holds only folders with recent uploads.
 
 When Redis does not answer, uploads to quota scopes are refused (UsageUnavailable,
 retry after the link's next probe): local entries could not bound the fleet, and a
@@ -32,10 +32,17 @@ from dataclasses import dataclass, field
 from satchel_server.errors import UsageUnavailable
 from satchel_server.fleet.crypto import Keyring
 from satchel_server.fleet.link import PROBE_SECONDS, RedisLink, SharedUnavailable
-from satchel_server.presigning.quota import Clock, Decide, FolderName, Pending, PendingEntries
+from satchel_server.presigning.quota import (
+    Clock,
+    Decide,
+    FolderName,
+    Pending,
+    PendingEntries,
+    kept_until,
+)
 
-# Real time past the last lands_by before Redis drops a folder's entry: room for
-# replicas' clocks to differ, never read as pending (lands_by in the blob decides).
+# Real time past when no listing can need a folder's entries (quota.kept_until) before
+# Redis drops them: room for replicas' clocks to differ (the times in the blob decide).
 EXPIRY_MARGIN_SECONDS = 60.0
 # Compare-and-set attempts per update before giving up (each failure means another
 # replica's update to the same folder went first).
@@ -116,8 +123,7 @@ class RedisPendingUploads:
     def _swap_args(
         self, name: str, blob: bytes, entries: PendingEntries, now: float
     ) -> list[bytes | int]:
-        last = max((entry.lands_by for entry in entries.values()), default=now)
-        ttl_ms = math.ceil((last - now + EXPIRY_MARGIN_SECONDS) * 1000)
+        ttl_ms = math.ceil((kept_until(entries) - now + EXPIRY_MARGIN_SECONDS) * 1000)
         return [blob, self._keyring.seal(name, _encode(entries)), max(1, ttl_ms)]
 
     def _open(self, name: str, blob: bytes) -> PendingEntries:

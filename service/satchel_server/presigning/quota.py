@@ -19,7 +19,9 @@ not waived (UsageUnavailable, with a retry hint).
 An allowed upload stays *pending* until a listing that began after it could last land:
 its URL's expiry plus LANDING_ALLOWANCE_SECONDS (a body may still be arriving when the
 URL expires). Until then it is counted whether it landed or not, so the estimate never
-falls below what the folder can come to hold through the fleet's URLs.
+falls below what the folder can come to hold through the fleet's URLs. Its entry is kept
+PENDING_KEPT_SECONDS longer: a listing begun earlier may still be in use (by another
+replica, or awaiting its turn) and must count it.
 
 Where the pending uploads are kept is a PendingUploads store; the admission rule above
 is defined here once and handed to the store, which applies it to one folder's entries
@@ -64,6 +66,11 @@ USAGE_FRESH_SECONDS = 5.0
 # How long after its URL or form expires an upload is still counted as pending: a body
 # that began before the expiry may still be arriving.
 LANDING_ALLOWANCE_SECONDS = 900.0
+# How long an entry is kept after its uploads could last land, though no longer counted
+# by a listing begun after that: a listing in use (fresh, or awaiting its turn at the
+# store) may have begun before, and needs it. Longer than any listing is used, and a
+# listing older than this is not used (UsageUnavailable).
+PENDING_KEPT_SECONDS = 300.0
 # A lookup lists at most this many objects (10 ListObjectsV2 pages); a bigger folder
 # cannot be measured cheaply, and uploads to it are refused.
 MAX_LISTED_OBJECTS = 10_000
@@ -150,12 +157,12 @@ class PendingUploads(Protocol):
 
 
 class LocalPendingUploads:
-    """This process's pending uploads; entries are dropped once they can no longer land."""
+    """This process's pending uploads; a folder is dropped once no listing needs its entries."""
 
     def __init__(self, clock: Clock = time.monotonic) -> None:
         self._clock = clock
         self._folders: dict[FolderName, dict[str, Pending]] = {}
-        # (the latest lands_by of a folder's entries, folder), soonest first.
+        # (when a folder's entries are no longer needed, folder), soonest first.
         self._ends: list[tuple[float, FolderName]] = []
 
     @property
@@ -174,20 +181,21 @@ class LocalPendingUploads:
             self._folders.pop(folder, None)
             return
         self._folders[folder] = entries
-        end = _last_landing(entries)
-        if not before or end > _last_landing(before):
+        end = kept_until(entries)
+        if not before or end > kept_until(before):
             heapq.heappush(self._ends, (end, folder))
 
     def _drop_ended(self, now: float) -> None:
         while self._ends and self._ends[0][0] < now:
             _, folder = heapq.heappop(self._ends)
             entries = self._folders.get(folder)
-            if entries is not None and all(e.lands_by < now for e in entries.values()):
+            if entries is not None and kept_until(entries) < now:
                 del self._folders[folder]
 
 
-def _last_landing(entries: PendingEntries) -> float:
-    return max(entry.lands_by for entry in entries.values())
+def kept_until(entries: PendingEntries) -> float:
+    """When no listing in use can need any of these entries (the store may drop them)."""
+    return max(entry.lands_by for entry in entries.values()) + PENDING_KEPT_SECONDS
 
 
 def admission(listing: FolderListing, listed_from: float, request: PresignRequest) -> Decide:
@@ -200,14 +208,20 @@ def admission(listing: FolderListing, listed_from: float, request: PresignReques
     sizes = listing.sizes
 
     def decide(now: float, entries: PendingEntries) -> dict[str, Pending]:
-        # Uploads that could last land before the listing began are in it, or never will be.
-        pending = {name: e for name, e in entries.items() if e.lands_by >= listed_from}
+        if listed_from < now - PENDING_KEPT_SECONDS:
+            # Entries it would need may be gone: measure again once it is stale.
+            raise UsageUnavailable(
+                f"the listing of folder {request.prefix} is too old", USAGE_FRESH_SECONDS
+            )
         total = listing.total
-        for name, entry in pending.items():
-            if name != key:
+        for name, entry in entries.items():
+            # Uploads that could last land before the listing began are in it, or never
+            # will be: only later ones count on top of it.
+            if name != key and entry.lands_by >= listed_from:
                 total += max(0, entry.most - sizes.get(name, 0))
-        before = pending.get(key)
-        most = max(cap, before.most if before else 0)
+        before = entries.get(key)
+        counted = before is not None and before.lands_by >= listed_from
+        most = max(cap, before.most) if before is not None and counted else cap
         estimate = total + max(0, most - sizes.get(key, 0))
         if estimate > scope.folder_quota_bytes:
             raise QuotaExceeded(
@@ -217,8 +231,14 @@ def admission(listing: FolderListing, listed_from: float, request: PresignReques
                 "they land); delete objects to make room"
             )
         lands_by = now + request.expires_seconds + LANDING_ALLOWANCE_SECONDS
-        pending[key] = Pending(most, max(lands_by, before.lands_by if before else lands_by))
-        return pending
+        # Kept, counted or not, while a listing in use may need them.
+        kept = {n: e for n, e in entries.items() if e.lands_by >= now - PENDING_KEPT_SECONDS}
+        previous = kept.get(key)
+        if previous is not None:
+            kept[key] = Pending(max(cap, previous.most), max(lands_by, previous.lands_by))
+        else:
+            kept[key] = Pending(cap, lands_by)
+        return kept
 
     return decide
 

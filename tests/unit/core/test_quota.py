@@ -14,6 +14,7 @@ from support.scopes import make_scope
 from satchel_server.errors import QuotaExceeded, UsageUnavailable
 from satchel_server.presigning.quota import (
     LANDING_ALLOWANCE_SECONDS,
+    PENDING_KEPT_SECONDS,
     USAGE_FRESH_SECONDS,
     LocalPendingUploads,
 )
@@ -174,7 +175,35 @@ async def test_folders_with_uploads_that_may_land_are_never_forgotten() -> None:
     assert (gate.folders_tracked, gate.listings_held, pending.folders) == (1, 1, 2)
     with pytest.raises(QuotaExceeded):
         await gate.admit(upload("b", 101, player="p1", scope=scope))
-    # Once nothing can land any more, a folder's pending uploads are forgotten.
-    clock.now += 600 + LANDING_ALLOWANCE_SECONDS + 1
+    # Once nothing can land any more and no listing in use can need them, they are forgotten.
+    clock.now += 600 + LANDING_ALLOWANCE_SECONDS + PENDING_KEPT_SECONDS + 1
     await gate.admit(upload(player="p3", scope=scope))
     assert (gate.folders_tracked, pending.folders) == (1, 1)
+
+
+async def test_an_upload_that_may_have_landed_after_the_listing_began_still_counts() -> None:
+    clock, lister = Seconds(), FakeLister()
+    gate = quotas(lister, clock)
+    await gate.admit(upload("a", 600))
+    lands_by = clock.now + 600 + LANDING_ALLOWANCE_SECONDS
+    clock.now = lands_by - 1  # a lookup begins just before "a" could last land...
+    lister.release, lister.called = asyncio.Event(), asyncio.Event()
+    asked = asyncio.ensure_future(gate.admit(upload("b", 500)))
+    await lister.called.wait()
+    clock.now = lands_by + 1  # ...and ends after: "a" may have landed unseen by it
+    lister.release.set()
+    with pytest.raises(QuotaExceeded):
+        await asked
+
+
+async def test_a_listing_older_than_the_entries_kept_is_not_used() -> None:
+    clock, lister = Seconds(), FakeLister()
+    gate = quotas(lister, clock)
+    lister.release = asyncio.Event()
+    asked = asyncio.ensure_future(gate.admit(upload("a", 1)))
+    await lister.called.wait()
+    clock.now += PENDING_KEPT_SECONDS + 1  # a lookup that took longer than any should
+    lister.release.set()
+    with pytest.raises(UsageUnavailable, match="too old") as refused:
+        await asked
+    assert refused.value.retry_after_seconds == USAGE_FRESH_SECONDS
