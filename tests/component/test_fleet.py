@@ -279,7 +279,7 @@ async def test_redis_down_is_not_an_outage_and_shared_mode_returns(
 async def test_fifty_presigns_across_two_replicas_keep_a_folder_within_its_quota(
     emulator: Emulator, redis_server: RedisServer
 ) -> None:
-    settings = fleet_settings(emulator, redis_server, redis_timeout_seconds=2.0)
+    settings = fleet_settings(emulator, redis_server)
     scope = dataclasses.replace(
         settings.scopes["dev"], folder_quota_bytes=1000, default_permissions=("read", "list")
     )

@@ -11,7 +11,7 @@ from component.redis_fixtures import private_redis, redis_server, redis_session
 from redis.asyncio import Redis
 from support.fakes import FakeClock
 from support.quota_fakes import PREFIX, FakeLister, Seconds, quotas, upload
-from support.redis_server import RedisServer
+from support.redis_server import ANSWER_SECONDS, RedisServer
 
 from satchel_server.config import CacheSecrets, CacheSettings, Settings
 from satchel_server.errors import QuotaExceeded, UsageUnavailable
@@ -52,7 +52,9 @@ async def replicas(
     async with AsyncExitStack() as stack:
         built = []
         for lister in listers:
-            link = RedisLink(Redis.from_url(redis.url), 1.0, "local", clock=link_clock or Seconds())
+            link = RedisLink(
+                Redis.from_url(redis.url), ANSWER_SECONDS, "local", clock=link_clock or Seconds()
+            )
             stack.push_async_callback(link.close)
             pending = RedisPendingUploads(
                 link, Keyring(KEYS), key_prefix=PREFIX_IN_REDIS, clock=clock
@@ -72,7 +74,7 @@ async def test_fifty_concurrent_presigns_across_three_replicas_keep_the_bound(
 ) -> None:
     # Built as `serve` builds them: the fleet's pending uploads come from open_fleet.
     settings = Settings(
-        cache=CacheSettings(url=redis_server.url, redis_timeout_seconds=1.0),
+        cache=CacheSettings(url=redis_server.url, redis_timeout_seconds=ANSWER_SECONDS),
         cache_secrets=CacheSecrets(KEYS),
     )
     lister = FakeLister({PREFIX + "old.dat": 250})
@@ -209,7 +211,7 @@ async def test_an_update_that_always_loses_the_race_gives_up(redis_server: Redis
         other.set(redis_key, keyring.seal(name, b"{}"))  # another replica went first
         return {"players/p1/a": Pending(1, now + 60)}
 
-    link = RedisLink(Redis.from_url(redis_server.url), 1.0, "local")
+    link = RedisLink(Redis.from_url(redis_server.url), ANSWER_SECONDS, "local")
     try:
         store = RedisPendingUploads(link, keyring, key_prefix=PREFIX_IN_REDIS)
         with pytest.raises(UsageUnavailable, match="at once") as refused:
