@@ -220,3 +220,15 @@ async def test_an_update_that_always_loses_the_race_gives_up(redis_server: Redis
         await link.close()
     assert refused.value.retry_after_seconds > 0
     assert attempts > 1
+
+
+async def test_a_folder_left_with_no_entries_is_deleted(redis_server: RedisServer) -> None:
+    link = RedisLink(Redis.from_url(redis_server.url), ANSWER_SECONDS, "local")
+    try:
+        store = RedisPendingUploads(link, Keyring(KEYS), key_prefix=PREFIX_IN_REDIS)
+        await store.update(("saves", "p1"), lambda now, _: {"k": Pending(1, now + 60)})
+        assert redis_server.client().dbsize() == 1
+        await store.update(("saves", "p1"), lambda now, _: {})
+        assert redis_server.client().dbsize() == 0
+    finally:
+        await link.close()

@@ -50,14 +50,18 @@ MAX_ATTEMPTS = 16
 RETRY_AFTER_CONTENTION_SECONDS = 0.1
 NAME_LABEL = "pending uploads"
 
-# KEYS[1]: the folder's entry. ARGV: the blob read ("" when absent), the new blob, TTL ms.
-# Returns {1, ""} when written, else {0, the current blob or ""}.
+# KEYS[1]: the folder's entry. ARGV: the blob read ("" when absent), the new blob ("":
+# delete), TTL ms. Returns {1, ""} when written, else {0, the current blob or ""}.
 SWAP_SCRIPT = """
 local current = redis.call('GET', KEYS[1]) or ''
 if current ~= ARGV[1] then
     return {0, current}
 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+if ARGV[2] == '' then
+    redis.call('DEL', KEYS[1])
+else
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
 return {1, ''}
 """
 
@@ -123,8 +127,10 @@ class RedisPendingUploads:
     def _swap_args(
         self, name: str, blob: bytes, entries: PendingEntries, now: float
     ) -> list[bytes | int]:
-        ttl_ms = math.ceil((kept_until(entries) - now + EXPIRY_MARGIN_SECONDS) * 1000)
-        return [blob, self._keyring.seal(name, _encode(entries)), max(1, ttl_ms)]
+        if not entries:
+            return [blob, b"", 0]  # nothing to keep
+        life = kept_until(entries) - now + EXPIRY_MARGIN_SECONDS
+        return [blob, self._keyring.seal(name, _encode(entries)), max(1, math.ceil(life * 1000))]
 
     def _open(self, name: str, blob: bytes) -> PendingEntries:
         if not blob:
