@@ -23,7 +23,9 @@ DEFAULT_OUTPUT_ROOT = REPO_ROOT / "clients" / "python"
 
 
 def proto_files() -> list[Path]:
-    return sorted(PROTO_ROOT.rglob("*.proto"))
+    # Satchel's own files only: google/rpc/status.proto is vendored for buf and proto
+    # loaders; Python imports its stubs from googleapis-common-protos (grpcio-status).
+    return sorted((PROTO_ROOT / "satchel").rglob("*.proto"))
 
 
 def _plugin(name: str) -> str:

@@ -91,6 +91,18 @@ CONTRACT = {
         "key": 6,
         "location": 7,
     },
+    "PresignItem": {
+        "key": 1,
+        "method": 2,
+        "expires_in": 3,
+        "content_type": 4,
+        "max_size": 5,
+        "forbid_overwrite": 6,
+        "content_length": 7,
+    },
+    "PresignObjectsRequest": {"player_id": 1, "scope": 2, "items": 3},
+    "PresignResult": {"presigned": 1, "error": 2},
+    "PresignObjectsResponse": {"results": 1},
 }
 
 
@@ -118,7 +130,7 @@ def test_enums_and_service_keep_their_names_and_numbers() -> None:
     }
     service = pb.DESCRIPTOR.services_by_name["TokenService"]
     assert service.full_name == "satchel.v1.TokenService"
-    assert [m.name for m in service.methods] == ["IssueToken", "PresignObject"]
+    assert [m.name for m in service.methods] == ["IssueToken", "PresignObject", "PresignObjects"]
 
 
 def test_the_client_needs_grpc_and_protobuf_only() -> None:

@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1esatchel/v1/token_service.proto\x12\nsatchel.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x01\n\x0b\x43redentials\x12\x15\n\raccess_key_id\x18\x01 \x01(\t\x12\x19\n\x11\x61\x63\x63\x65ss_key_secret\x18\x02 \x01(\t\x12\x16\n\x0esecurity_token\x18\x03 \x01(\t\x12.\n\nexpiration\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\x0fStorageLocation\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12\x0e\n\x06prefix\x18\x04 \x01(\t\"\x8a\x01\n\x11IssueTokenRequest\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\r\n\x05scope\x18\x02 \x01(\t\x12+\n\x0bpermissions\x18\x03 \x03(\x0e\x32\x16.satchel.v1.Permission\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x9e\x01\n\x12IssueTokenResponse\x12,\n\x0b\x63redentials\x18\x01 \x01(\x0b\x32\x17.satchel.v1.Credentials\x12-\n\x08location\x18\x02 \x01(\x0b\x32\x1b.satchel.v1.StorageLocation\x12+\n\x0bpermissions\x18\x03 \x03(\x0e\x32\x16.satchel.v1.Permission\"\x8e\x02\n\x14PresignObjectRequest\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\r\n\x05scope\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12&\n\x06method\x18\x04 \x01(\x0e\x32\x16.satchel.v1.HttpMethod\x12-\n\nexpires_in\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0c\x63ontent_type\x18\x06 \x01(\t\x12\x10\n\x08max_size\x18\x07 \x01(\x03\x12\x18\n\x10\x66orbid_overwrite\x18\x08 \x01(\x08\x12\x1b\n\x0e\x63ontent_length\x18\t \x01(\x03H\x00\x88\x01\x01\x42\x11\n\x0f_content_length\"\xa4\x03\n\x15PresignObjectResponse\x12\x0b\n\x03url\x18\x01 \x01(\t\x12&\n\x06method\x18\x02 \x01(\x0e\x32\x16.satchel.v1.HttpMethod\x12?\n\x07headers\x18\x03 \x03(\x0b\x32..satchel.v1.PresignObjectResponse.HeadersEntry\x12\x46\n\x0b\x66orm_fields\x18\x04 \x03(\x0b\x32\x31.satchel.v1.PresignObjectResponse.FormFieldsEntry\x12.\n\nexpiration\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03key\x18\x06 \x01(\t\x12-\n\x08location\x18\x07 \x01(\x0b\x32\x1b.satchel.v1.StorageLocation\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x31\n\x0f\x46ormFieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*\x7f\n\nPermission\x12\x1a\n\x16PERMISSION_UNSPECIFIED\x10\x00\x12\x13\n\x0fPERMISSION_READ\x10\x01\x12\x14\n\x10PERMISSION_WRITE\x10\x02\x12\x13\n\x0fPERMISSION_LIST\x10\x03\x12\x15\n\x11PERMISSION_DELETE\x10\x04*\x97\x01\n\nHttpMethod\x12\x1b\n\x17HTTP_METHOD_UNSPECIFIED\x10\x00\x12\x13\n\x0fHTTP_METHOD_GET\x10\x01\x12\x13\n\x0fHTTP_METHOD_PUT\x10\x02\x12\x14\n\x10HTTP_METHOD_HEAD\x10\x03\x12\x16\n\x12HTTP_METHOD_DELETE\x10\x04\x12\x14\n\x10HTTP_METHOD_POST\x10\x05\x32\xb1\x01\n\x0cTokenService\x12K\n\nIssueToken\x12\x1d.satchel.v1.IssueTokenRequest\x1a\x1e.satchel.v1.IssueTokenResponse\x12T\n\rPresignObject\x12 .satchel.v1.PresignObjectRequest\x1a!.satchel.v1.PresignObjectResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1esatchel/v1/token_service.proto\x12\nsatchel.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"\x87\x01\n\x0b\x43redentials\x12\x15\n\raccess_key_id\x18\x01 \x01(\t\x12\x19\n\x11\x61\x63\x63\x65ss_key_secret\x18\x02 \x01(\t\x12\x16\n\x0esecurity_token\x18\x03 \x01(\t\x12.\n\nexpiration\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\x0fStorageLocation\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12\x0e\n\x06prefix\x18\x04 \x01(\t\"\x8a\x01\n\x11IssueTokenRequest\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\r\n\x05scope\x18\x02 \x01(\t\x12+\n\x0bpermissions\x18\x03 \x03(\x0e\x32\x16.satchel.v1.Permission\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x9e\x01\n\x12IssueTokenResponse\x12,\n\x0b\x63redentials\x18\x01 \x01(\x0b\x32\x17.satchel.v1.Credentials\x12-\n\x08location\x18\x02 \x01(\x0b\x32\x1b.satchel.v1.StorageLocation\x12+\n\x0bpermissions\x18\x03 \x03(\x0e\x32\x16.satchel.v1.Permission\"\x8e\x02\n\x14PresignObjectRequest\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\r\n\x05scope\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12&\n\x06method\x18\x04 \x01(\x0e\x32\x16.satchel.v1.HttpMethod\x12-\n\nexpires_in\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0c\x63ontent_type\x18\x06 \x01(\t\x12\x10\n\x08max_size\x18\x07 \x01(\x03\x12\x18\n\x10\x66orbid_overwrite\x18\x08 \x01(\x08\x12\x1b\n\x0e\x63ontent_length\x18\t \x01(\x03H\x00\x88\x01\x01\x42\x11\n\x0f_content_length\"\xa4\x03\n\x15PresignObjectResponse\x12\x0b\n\x03url\x18\x01 \x01(\t\x12&\n\x06method\x18\x02 \x01(\x0e\x32\x16.satchel.v1.HttpMethod\x12?\n\x07headers\x18\x03 \x03(\x0b\x32..satchel.v1.PresignObjectResponse.HeadersEntry\x12\x46\n\x0b\x66orm_fields\x18\x04 \x03(\x0b\x32\x31.satchel.v1.PresignObjectResponse.FormFieldsEntry\x12.\n\nexpiration\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03key\x18\x06 \x01(\t\x12-\n\x08location\x18\x07 \x01(\x0b\x32\x1b.satchel.v1.StorageLocation\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x31\n\x0f\x46ormFieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe3\x01\n\x0bPresignItem\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x06method\x18\x02 \x01(\x0e\x32\x16.satchel.v1.HttpMethod\x12-\n\nexpires_in\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t\x12\x10\n\x08max_size\x18\x05 \x01(\x03\x12\x18\n\x10\x66orbid_overwrite\x18\x06 \x01(\x08\x12\x1b\n\x0e\x63ontent_length\x18\x07 \x01(\x03H\x00\x88\x01\x01\x42\x11\n\x0f_content_length\"a\n\x15PresignObjectsRequest\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\r\n\x05scope\x18\x02 \x01(\t\x12&\n\x05items\x18\x03 \x03(\x0b\x32\x17.satchel.v1.PresignItem\"w\n\rPresignResult\x12\x36\n\tpresigned\x18\x01 \x01(\x0b\x32!.satchel.v1.PresignObjectResponseH\x00\x12#\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\t\n\x07outcome\"D\n\x16PresignObjectsResponse\x12*\n\x07results\x18\x01 \x03(\x0b\x32\x19.satchel.v1.PresignResult*\x7f\n\nPermission\x12\x1a\n\x16PERMISSION_UNSPECIFIED\x10\x00\x12\x13\n\x0fPERMISSION_READ\x10\x01\x12\x14\n\x10PERMISSION_WRITE\x10\x02\x12\x13\n\x0fPERMISSION_LIST\x10\x03\x12\x15\n\x11PERMISSION_DELETE\x10\x04*\x97\x01\n\nHttpMethod\x12\x1b\n\x17HTTP_METHOD_UNSPECIFIED\x10\x00\x12\x13\n\x0fHTTP_METHOD_GET\x10\x01\x12\x13\n\x0fHTTP_METHOD_PUT\x10\x02\x12\x14\n\x10HTTP_METHOD_HEAD\x10\x03\x12\x16\n\x12HTTP_METHOD_DELETE\x10\x04\x12\x14\n\x10HTTP_METHOD_POST\x10\x05\x32\x8a\x02\n\x0cTokenService\x12K\n\nIssueToken\x12\x1d.satchel.v1.IssueTokenRequest\x1a\x1e.satchel.v1.IssueTokenResponse\x12T\n\rPresignObject\x12 .satchel.v1.PresignObjectRequest\x1a!.satchel.v1.PresignObjectResponse\x12W\n\x0ePresignObjects\x12!.satchel.v1.PresignObjectsRequest\x1a\".satchel.v1.PresignObjectsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,26 +38,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PRESIGNOBJECTRESPONSE_HEADERSENTRY']._serialized_options = b'8\001'
   _globals['_PRESIGNOBJECTRESPONSE_FORMFIELDSENTRY']._loaded_options = None
   _globals['_PRESIGNOBJECTRESPONSE_FORMFIELDSENTRY']._serialized_options = b'8\001'
-  _globals['_PERMISSION']._serialized_start=1332
-  _globals['_PERMISSION']._serialized_end=1459
-  _globals['_HTTPMETHOD']._serialized_start=1462
-  _globals['_HTTPMETHOD']._serialized_end=1613
-  _globals['_CREDENTIALS']._serialized_start=112
-  _globals['_CREDENTIALS']._serialized_end=247
-  _globals['_STORAGELOCATION']._serialized_start=249
-  _globals['_STORAGELOCATION']._serialized_end=332
-  _globals['_ISSUETOKENREQUEST']._serialized_start=335
-  _globals['_ISSUETOKENREQUEST']._serialized_end=473
-  _globals['_ISSUETOKENRESPONSE']._serialized_start=476
-  _globals['_ISSUETOKENRESPONSE']._serialized_end=634
-  _globals['_PRESIGNOBJECTREQUEST']._serialized_start=637
-  _globals['_PRESIGNOBJECTREQUEST']._serialized_end=907
-  _globals['_PRESIGNOBJECTRESPONSE']._serialized_start=910
-  _globals['_PRESIGNOBJECTRESPONSE']._serialized_end=1330
-  _globals['_PRESIGNOBJECTRESPONSE_HEADERSENTRY']._serialized_start=1233
-  _globals['_PRESIGNOBJECTRESPONSE_HEADERSENTRY']._serialized_end=1279
-  _globals['_PRESIGNOBJECTRESPONSE_FORMFIELDSENTRY']._serialized_start=1281
-  _globals['_PRESIGNOBJECTRESPONSE_FORMFIELDSENTRY']._serialized_end=1330
-  _globals['_TOKENSERVICE']._serialized_start=1616
-  _globals['_TOKENSERVICE']._serialized_end=1793
+  _globals['_PERMISSION']._serialized_start=1877
+  _globals['_PERMISSION']._serialized_end=2004
+  _globals['_HTTPMETHOD']._serialized_start=2007
+  _globals['_HTTPMETHOD']._serialized_end=2158
+  _globals['_CREDENTIALS']._serialized_start=137
+  _globals['_CREDENTIALS']._serialized_end=272
+  _globals['_STORAGELOCATION']._serialized_start=274
+  _globals['_STORAGELOCATION']._serialized_end=357
+  _globals['_ISSUETOKENREQUEST']._serialized_start=360
+  _globals['_ISSUETOKENREQUEST']._serialized_end=498
+  _globals['_ISSUETOKENRESPONSE']._serialized_start=501
+  _globals['_ISSUETOKENRESPONSE']._serialized_end=659
+  _globals['_PRESIGNOBJECTREQUEST']._serialized_start=662
+  _globals['_PRESIGNOBJECTREQUEST']._serialized_end=932
+  _globals['_PRESIGNOBJECTRESPONSE']._serialized_start=935
+  _globals['_PRESIGNOBJECTRESPONSE']._serialized_end=1355
+  _globals['_PRESIGNOBJECTRESPONSE_HEADERSENTRY']._serialized_start=1258
+  _globals['_PRESIGNOBJECTRESPONSE_HEADERSENTRY']._serialized_end=1304
+  _globals['_PRESIGNOBJECTRESPONSE_FORMFIELDSENTRY']._serialized_start=1306
+  _globals['_PRESIGNOBJECTRESPONSE_FORMFIELDSENTRY']._serialized_end=1355
+  _globals['_PRESIGNITEM']._serialized_start=1358
+  _globals['_PRESIGNITEM']._serialized_end=1585
+  _globals['_PRESIGNOBJECTSREQUEST']._serialized_start=1587
+  _globals['_PRESIGNOBJECTSREQUEST']._serialized_end=1684
+  _globals['_PRESIGNRESULT']._serialized_start=1686
+  _globals['_PRESIGNRESULT']._serialized_end=1805
+  _globals['_PRESIGNOBJECTSRESPONSE']._serialized_start=1807
+  _globals['_PRESIGNOBJECTSRESPONSE']._serialized_end=1875
+  _globals['_TOKENSERVICE']._serialized_start=2161
+  _globals['_TOKENSERVICE']._serialized_end=2427
 # @@protoc_insertion_point(module_scope)

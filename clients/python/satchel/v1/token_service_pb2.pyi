@@ -15,6 +15,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.rpc import status_pb2 as _status_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -457,3 +458,163 @@ class PresignObjectResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PresignObjectResponse: _TypeAlias = PresignObjectResponse  # noqa: Y015
+
+@_typing.final
+class PresignItem(_message.Message):
+    """One object to presign in a PresignObjects call: the fields of a
+    PresignObjectRequest that differ from object to object, with the same rules.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    EXPIRES_IN_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    MAX_SIZE_FIELD_NUMBER: _builtins.int
+    FORBID_OVERWRITE_FIELD_NUMBER: _builtins.int
+    CONTENT_LENGTH_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    """Object key relative to the player's prefix. Same rules as
+    PresignObjectRequest.key. Required.
+    """
+    method: Global___HttpMethod.ValueType
+    """The operation to presign. Required; the scope and the caller's grant must
+    allow it.
+    """
+    content_type: _builtins.str
+    """PUT and POST only: the Content-Type the upload must carry. Same rules as
+    PresignObjectRequest.content_type.
+    """
+    max_size: _builtins.int
+    """POST only: the largest upload the form accepts, in bytes. Same rules as
+    PresignObjectRequest.max_size.
+    """
+    forbid_overwrite: _builtins.bool
+    """PUT and POST only: refuse to replace an existing object. Same rules as
+    PresignObjectRequest.forbid_overwrite.
+    """
+    content_length: _builtins.int
+    """PUT only: the exact body size in bytes. Same meaning as
+    PresignObjectRequest.content_length.
+    """
+    @_builtins.property
+    def expires_in(self) -> _duration_pb2.Duration:
+        """Requested lifetime of the URL or form. Same rules as
+        PresignObjectRequest.expires_in.
+        """
+
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        method: Global___HttpMethod.ValueType = ...,
+        expires_in: _duration_pb2.Duration | None = ...,
+        content_type: _builtins.str = ...,
+        max_size: _builtins.int = ...,
+        forbid_overwrite: _builtins.bool = ...,
+        content_length: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_content_length", b"_content_length", "content_length", b"content_length", "expires_in", b"expires_in"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_content_length", b"_content_length", "content_length", b"content_length", "content_type", b"content_type", "expires_in", b"expires_in", "forbid_overwrite", b"forbid_overwrite", "key", b"key", "max_size", b"max_size", "method", b"method"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__content_length: _TypeAlias = _typing.Literal["content_length"]  # noqa: Y015
+    _WhichOneofArgType__content_length: _TypeAlias = _typing.Literal["_content_length", b"_content_length"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__content_length) -> _WhichOneofReturnType__content_length | None: ...
+
+Global___PresignItem: _TypeAlias = PresignItem  # noqa: Y015
+
+@_typing.final
+class PresignObjectsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAYER_ID_FIELD_NUMBER: _builtins.int
+    SCOPE_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    player_id: _builtins.str
+    """The player whose folder holds every object. Same rules as
+    IssueTokenRequest.player_id; a bad one fails the whole call.
+    """
+    scope: _builtins.str
+    """Name of a configured scope. Empty: the default scope. An unknown one fails
+    the whole call.
+    """
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___PresignItem]:
+        """The objects to presign: 1 to 100 items, answered in this order."""
+
+    def __init__(
+        self,
+        *,
+        player_id: _builtins.str = ...,
+        scope: _builtins.str = ...,
+        items: _abc.Iterable[Global___PresignItem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "player_id", b"player_id", "scope", b"scope"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PresignObjectsRequest: _TypeAlias = PresignObjectsRequest  # noqa: Y015
+
+@_typing.final
+class PresignResult(_message.Message):
+    """The answer for one item of a PresignObjects call: exactly one of the two."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRESIGNED_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def presigned(self) -> Global___PresignObjectResponse:
+        """The URL or form, exactly as PresignObject would have answered the item."""
+
+    @_builtins.property
+    def error(self) -> _status_pb2.Status:
+        """Why the item was refused: the status PresignObject would have ended
+        with (code, message and details: a google.rpc.BadRequest names the
+        field as "items[INDEX].FIELD", a google.rpc.RetryInfo says when to
+        retry). Other items are not affected.
+        """
+
+    def __init__(
+        self,
+        *,
+        presigned: Global___PresignObjectResponse | None = ...,
+        error: _status_pb2.Status | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "outcome", b"outcome", "presigned", b"presigned"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "outcome", b"outcome", "presigned", b"presigned"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["presigned", "error"]  # noqa: Y015
+    _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
+
+Global___PresignResult: _TypeAlias = PresignResult  # noqa: Y015
+
+@_typing.final
+class PresignObjectsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___PresignResult]:
+        """One result per requested item, in the order of
+        PresignObjectsRequest.items.
+        """
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___PresignResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PresignObjectsResponse: _TypeAlias = PresignObjectsResponse  # noqa: Y015

@@ -45,6 +45,11 @@ class TokenServiceStub:
                 request_serializer=satchel_dot_v1_dot_token__service__pb2.PresignObjectRequest.SerializeToString,
                 response_deserializer=satchel_dot_v1_dot_token__service__pb2.PresignObjectResponse.FromString,
                 _registered_method=True)
+        self.PresignObjects = channel.unary_unary(
+                '/satchel.v1.TokenService/PresignObjects',
+                request_serializer=satchel_dot_v1_dot_token__service__pb2.PresignObjectsRequest.SerializeToString,
+                response_deserializer=satchel_dot_v1_dot_token__service__pb2.PresignObjectsResponse.FromString,
+                _registered_method=True)
 
 
 class TokenServiceServicer:
@@ -79,6 +84,22 @@ class TokenServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PresignObjects(self, request, context):
+        """Presigns up to 100 operations for one player in one scope, in one call:
+        each item is what one PresignObject call would ask, and is answered or
+        refused on its own, so one bad key does not fail the others. The call
+        counts as one request against the per-player rate limit; the caller's
+        grants are checked per item, and each item is audited on its own line.
+
+        The call as a whole fails (with IssueToken's error model) only for what
+        concerns every item: a bad player_id or scope, a caller that may not act
+        for this player in this scope, no items or more than 100 (INVALID_ARGUMENT
+        naming `items`), or the rate limit (RESOURCE_EXHAUSTED with RetryInfo).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TokenServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -91,6 +112,11 @@ def add_TokenServiceServicer_to_server(servicer, server):
                     servicer.PresignObject,
                     request_deserializer=satchel_dot_v1_dot_token__service__pb2.PresignObjectRequest.FromString,
                     response_serializer=satchel_dot_v1_dot_token__service__pb2.PresignObjectResponse.SerializeToString,
+            ),
+            'PresignObjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.PresignObjects,
+                    request_deserializer=satchel_dot_v1_dot_token__service__pb2.PresignObjectsRequest.FromString,
+                    response_serializer=satchel_dot_v1_dot_token__service__pb2.PresignObjectsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -148,6 +174,33 @@ class TokenService:
             '/satchel.v1.TokenService/PresignObject',
             satchel_dot_v1_dot_token__service__pb2.PresignObjectRequest.SerializeToString,
             satchel_dot_v1_dot_token__service__pb2.PresignObjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PresignObjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/satchel.v1.TokenService/PresignObjects',
+            satchel_dot_v1_dot_token__service__pb2.PresignObjectsRequest.SerializeToString,
+            satchel_dot_v1_dot_token__service__pb2.PresignObjectsResponse.FromString,
             options,
             channel_credentials,
             insecure,

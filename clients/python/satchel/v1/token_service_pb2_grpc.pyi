@@ -58,6 +58,18 @@ class TokenServiceStub:
     could take the player's folder past it, and UNAVAILABLE (with RetryInfo)
     when the folder's usage cannot be measured now.
     """
+    PresignObjects: _grpc.UnaryUnaryMultiCallable[_token_service_pb2.PresignObjectsRequest, _token_service_pb2.PresignObjectsResponse]
+    """Presigns up to 100 operations for one player in one scope, in one call:
+    each item is what one PresignObject call would ask, and is answered or
+    refused on its own, so one bad key does not fail the others. The call
+    counts as one request against the per-player rate limit; the caller's
+    grants are checked per item, and each item is audited on its own line.
+
+    The call as a whole fails (with IssueToken's error model) only for what
+    concerns every item: a bad player_id or scope, a caller that may not act
+    for this player in this scope, no items or more than 100 (INVALID_ARGUMENT
+    naming `items`), or the rate limit (RESOURCE_EXHAUSTED with RetryInfo).
+    """
 
 @_typing.type_check_only
 class TokenServiceAsyncStub(TokenServiceStub):
@@ -83,6 +95,18 @@ class TokenServiceAsyncStub(TokenServiceStub):
     plus, in a scope with a folder quota: RESOURCE_EXHAUSTED when the upload
     could take the player's folder past it, and UNAVAILABLE (with RetryInfo)
     when the folder's usage cannot be measured now.
+    """
+    PresignObjects: _aio.UnaryUnaryMultiCallable[_token_service_pb2.PresignObjectsRequest, _token_service_pb2.PresignObjectsResponse]  # type: ignore[assignment]
+    """Presigns up to 100 operations for one player in one scope, in one call:
+    each item is what one PresignObject call would ask, and is answered or
+    refused on its own, so one bad key does not fail the others. The call
+    counts as one request against the per-player rate limit; the caller's
+    grants are checked per item, and each item is audited on its own line.
+
+    The call as a whole fails (with IssueToken's error model) only for what
+    concerns every item: a bad player_id or scope, a caller that may not act
+    for this player in this scope, no items or more than 100 (INVALID_ARGUMENT
+    naming `items`), or the rate limit (RESOURCE_EXHAUSTED with RetryInfo).
     """
 
 class TokenServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -118,6 +142,24 @@ class TokenServiceServicer(metaclass=_abc_1.ABCMeta):
         plus, in a scope with a folder quota: RESOURCE_EXHAUSTED when the upload
         could take the player's folder past it, and UNAVAILABLE (with RetryInfo)
         when the folder's usage cannot be measured now.
+        """
+
+    @_abc_1.abstractmethod
+    def PresignObjects(
+        self,
+        request: _token_service_pb2.PresignObjectsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_token_service_pb2.PresignObjectsResponse, _abc.Awaitable[_token_service_pb2.PresignObjectsResponse]]:
+        """Presigns up to 100 operations for one player in one scope, in one call:
+        each item is what one PresignObject call would ask, and is answered or
+        refused on its own, so one bad key does not fail the others. The call
+        counts as one request against the per-player rate limit; the caller's
+        grants are checked per item, and each item is audited on its own line.
+
+        The call as a whole fails (with IssueToken's error model) only for what
+        concerns every item: a bad player_id or scope, a caller that may not act
+        for this player in this scope, no items or more than 100 (INVALID_ARGUMENT
+        naming `items`), or the rate limit (RESOURCE_EXHAUSTED with RetryInfo).
         """
 
 def add_TokenServiceServicer_to_server(servicer: TokenServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
