@@ -103,8 +103,10 @@ class ServerSettings:
     listen: str = _setting("127.0.0.1:50051", _check_listen)
     # On SIGTERM/SIGINT: how long in-flight calls may run before they are cancelled.
     grace_seconds: float = _setting(10.0, _between(0, 3600))
-    # Largest request or response message. Satchel's messages are a few KiB;
-    # a small cap keeps a hostile peer from making the server buffer megabytes.
+    # Largest request message. Satchel's requests are a few KiB (a PresignObjects
+    # call of 100 items with short keys, tens); a small cap keeps a hostile peer
+    # from making the server buffer megabytes. Responses have a cap of their own
+    # (api.server.MAX_RESPONSE_BYTES): they are Satchel's to size.
     max_message_bytes: int = _setting(64 * 1024, _between(4 * 1024, 4 * 1024 * 1024))
     # gRPC server reflection (what grpcurl uses to discover the API).
     # Off by default in production; `satchel dev` turns it on.

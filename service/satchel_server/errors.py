@@ -42,6 +42,10 @@ class InvalidArgument(DomainError):
         self.field = field
         self.rule = rule
 
+    def within(self, path: str) -> InvalidArgument:
+        """The same rule, its field named from the request's root (`items[3]` + `.key`)."""
+        return InvalidArgument(f"{path}.{self.field}", self.rule)
+
 
 class InternalFault(DomainError):
     """Satchel caught itself about to do something wrong and stopped (fail closed)."""

@@ -2,7 +2,9 @@
 
 The API layer opens a CallRecord when a call arrives (request id, peer, caller),
 the servicer and admission fill in what was asked and what was handed out, and
-the line is written once the call's status is known. A record holds only public
+the line is written once the call's status is known. A call that decides on
+several items (PresignObjects) gets one line per item, each with the item's
+own status and its index in "item". A record holds only public
 values: names, ids, the AccessKeyId and expiry. Never a secret, security token,
 signature or URL: none of those has a field here to land in.
 
@@ -17,7 +19,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -25,7 +27,12 @@ from typing import Any, TextIO
 from satchel_server.access.callers import Caller
 from satchel_server.config import AuditSettings
 from satchel_server.errors import ConfigError, DomainError, Unauthenticated
-from satchel_server.rules.scopes import PresignRequest, TokenRequest, permission_names
+from satchel_server.rules.scopes import (
+    PresignRequest,
+    PresignSubject,
+    TokenRequest,
+    permission_names,
+)
 
 # Statuses that are a refusal by policy rather than a failure to serve.
 REFUSAL_STATUSES = frozenset(
@@ -51,6 +58,35 @@ def _outcome(status: str) -> str:
     return "denied" if status in REFUSAL_STATUSES else "failed"
 
 
+def _reason(error: DomainError) -> str:
+    # For operators: why. Unauthenticated's reason never reaches the caller.
+    return error.reason if isinstance(error, Unauthenticated) else str(error)
+
+
+@dataclass(slots=True)
+class ItemRecord:
+    """One item of a call that decides item by item: what it asked and how it ended."""
+
+    index: int
+    method: str | None = None
+    key: str | None = None
+    status: str | None = None  # None: decided with the call (its status is the call's)
+    reason: str | None = None
+    expiration: datetime | None = None
+
+    def asked(self, request: PresignRequest) -> None:
+        self.method = request.method
+        self.key = request.key
+
+    def refused(self, error: DomainError, status: str) -> None:
+        self.status = status
+        self.reason = _reason(error)
+
+    def handed_out(self, expiration: datetime) -> None:
+        self.status = "OK"
+        self.expiration = expiration
+
+
 @dataclass(slots=True)
 class CallRecord:
     """What is known about one call so far. Filled in as the call proceeds."""
@@ -69,6 +105,18 @@ class CallRecord:
     access_key_id: str | None = None
     expiration: datetime | None = None
     from_cache: bool | None = None
+    items: list[ItemRecord] = field(default_factory=list)
+
+    def asked_for(self, subject: PresignSubject) -> None:
+        """A call of several items: whose folder, in which scope."""
+        self.scope = subject.scope.name
+        self.player = subject.player_id
+
+    def item(self) -> ItemRecord:
+        """The record of the call's next item."""
+        record = ItemRecord(len(self.items))
+        self.items.append(record)
+        return record
 
     def asked(self, request: TokenRequest | PresignRequest) -> None:
         self.scope = request.scope.name
@@ -93,13 +141,33 @@ class CallRecord:
         self.from_cache = from_cache
 
     def refused(self, error: DomainError) -> None:
-        # For operators: why. Unauthenticated's reason never reaches the caller.
-        self.reason = error.reason if isinstance(error, Unauthenticated) else str(error)
+        self.reason = _reason(error)
 
-    def line(self, time: datetime, status: str) -> str:
-        """The record as one JSON object, on one line."""
+    def urgent(self, status: str) -> bool:
+        """Whether any line is a refusal or failure (written at once, before the answer)."""
+        return status != "OK" or any(item.status not in (None, "OK") for item in self.items)
+
+    def lines(self, time: datetime, status: str) -> list[str]:
+        """The record as JSON objects, one per line: one per item, or one for the call."""
+        fields = self._fields(time, status)
+        if not self.items:
+            return [json.dumps(fields)]
+        lines = []
+        for item in self.items:
+            item_status = item.status or status
+            fields["item"] = item.index
+            fields["method"] = item.method
+            fields["key"] = item.key
+            fields["outcome"] = _outcome(item_status)
+            fields["status"] = item_status
+            fields["reason"] = item.reason or self.reason
+            fields["expiration"] = None if item.expiration is None else _utc_millis(item.expiration)
+            lines.append(json.dumps(fields))
+        return lines
+
+    def _fields(self, time: datetime, status: str) -> dict[str, Any]:
         caller = self.caller
-        fields: dict[str, Any] = {
+        return {
             "time": _utc_millis(time),
             "request_id": self.request_id,
             "rpc": self.rpc,
@@ -110,6 +178,7 @@ class CallRecord:
             "scope": self.scope,
             "player": self.player,
             "permissions": None if self.permissions is None else list(self.permissions),
+            "item": None,
             "method": self.method,
             "key": self.key,
             "outcome": _outcome(status),
@@ -120,7 +189,6 @@ class CallRecord:
             "expiration": None if self.expiration is None else _utc_millis(self.expiration),
             "from_cache": self.from_cache,
         }
-        return json.dumps(fields)
 
 
 Timer = Callable[[float, Callable[[], None]], object]
@@ -137,7 +205,7 @@ def _loop_timer(delay: float, callback: Callable[[], None]) -> object:
 
 
 class AuditLog:
-    """Writes decision lines, one per call, to their own stream.
+    """Writes decision lines, one per call (or per item), to their own stream.
 
     Not through logging: a line must never be dropped by a log level or mixed
     with operational logs.
@@ -170,9 +238,14 @@ class AuditLog:
         self._flush_due = False
 
     def write(self, record: CallRecord, status: str) -> None:
+        """The call's lines: one, or one per item of a call that decides item by item."""
         now = _EPOCH + timedelta(microseconds=self._clock() // 1000)
-        self._pending.append(record.line(now, status))
-        if status != "OK" or not self._flush_after or len(self._pending) >= self._max_pending:
+        self._pending.extend(record.lines(now, status))
+        if (
+            record.urgent(status)
+            or not self._flush_after
+            or len(self._pending) >= self._max_pending
+        ):
             self.flush()
         elif not self._flush_due:
             self._flush_due = True

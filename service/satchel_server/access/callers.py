@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from satchel_server.access.bearer import KeyTable
 from satchel_server.config import CallerSettings, GrantSettings
 from satchel_server.errors import PermissionDenied, Unauthenticated
-from satchel_server.rules.scopes import PresignRequest, TokenRequest
+from satchel_server.rules.scopes import PresignRequest, PresignSubject, TokenRequest
 
 _BEARER = "bearer"
 
@@ -101,20 +101,17 @@ class Authorizer:
         }
         self._required = bool(callers)
 
+    def check_subject(self, caller: Caller | None, subject: PresignSubject) -> None:
+        """Raise PermissionDenied unless `caller` may act for this player in this scope."""
+        if self._required:
+            self._grant(caller, subject.scope.name, subject.player_id)
+
     def check(self, caller: Caller | None, request: TokenRequest | PresignRequest) -> None:
         """Raise PermissionDenied unless `caller`'s grants cover the validated request."""
         if not self._required:
             return
-        if caller is None:  # fail closed if a call ever bypasses authentication
-            raise Unauthenticated("no caller identity on the call")
         scope = request.scope.name
-        grant = self._grants.get(caller.name, {}).get(scope)
-        if grant is None:
-            raise PermissionDenied(f"caller {caller.name!r} may not use scope {scope!r}")
-        if grant.player_id is not None and not grant.player_id.fullmatch(request.player_id):
-            raise PermissionDenied(
-                f"caller {caller.name!r} may not act for this player id in scope {scope!r}"
-            )
+        caller, grant = self._grant(caller, scope, request.player_id)
         if isinstance(request, TokenRequest):
             asked = {p.value for p in request.permissions}
             refused = sorted(asked - grant.permissions)
@@ -126,3 +123,16 @@ class Authorizer:
             raise PermissionDenied(
                 f"caller {caller.name!r} may not presign {request.method.value} in scope {scope!r}"
             )
+
+    def _grant(self, caller: Caller | None, scope: str, player_id: str) -> tuple[Caller, _Grant]:
+        """The caller's grant for `scope`, if it covers `player_id`; PermissionDenied if not."""
+        if caller is None:  # fail closed if a call ever bypasses authentication
+            raise Unauthenticated("no caller identity on the call")
+        grant = self._grants.get(caller.name, {}).get(scope)
+        if grant is None:
+            raise PermissionDenied(f"caller {caller.name!r} may not use scope {scope!r}")
+        if grant.player_id is not None and not grant.player_id.fullmatch(player_id):
+            raise PermissionDenied(
+                f"caller {caller.name!r} may not act for this player id in scope {scope!r}"
+            )
+        return caller, grant

@@ -33,6 +33,9 @@ HEALTH_SERVICE_NAMES = ("", TOKEN_SERVICE_NAME)
 READY_POLL_SECONDS = 0.2
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 MIN_CLIENT_PING_MS = 10_000
+# Largest response: a PresignObjects answer of 100 URLs or forms is ~100 KiB, at most
+# ~1 MiB with the longest keys. 4 MiB is what gRPC clients accept by default.
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 
 
 class ListenError(RuntimeError):
@@ -208,7 +211,7 @@ def _channel_options(settings: ServerSettings) -> list[tuple[str, int]]:
     keepalive_ms = int(settings.keepalive_seconds * 1000)
     return [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
-        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", MAX_RESPONSE_BYTES),
         # Without this a second server on the same port would silently share
         # its traffic; a port conflict must be an error at start-up.
         ("grpc.so_reuseport", 0),

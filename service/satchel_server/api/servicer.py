@@ -3,7 +3,9 @@
 Each handler runs inside the call pipeline (api.pipeline), validates its request
 once (rules.scopes), lets admission decide (access.admission), asks the broker
 or the presigner, and answers with one response message. Errors are domain
-errors; the pipeline turns them into statuses.
+errors; the pipeline turns them into statuses. PresignObjects does the same once
+for its player and scope, then per item; an item's error becomes that item's
+status in the response, and the call goes on.
 """
 
 from __future__ import annotations
@@ -17,13 +19,23 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from satchel.v1 import token_service_pb2 as pb
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
 from satchel_server.access.admission import Admission
+from satchel_server.access.audit import CallRecord, ItemRecord
 from satchel_server.api.pipeline import CallPipeline, ServicerContext
+from satchel_server.api.status import map_error, status_message
 from satchel_server.config import ScopeSettings
 from satchel_server.credentials.broker import CredentialBroker
-from satchel_server.errors import InvalidArgument, NotConfigured
-from satchel_server.presigning.presigner import Presigner
+from satchel_server.errors import DomainError, InvalidArgument, NotConfigured
+from satchel_server.presigning.presigner import PresignedObject, Presigner
 from satchel_server.presigning.quota import FolderQuotas
-from satchel_server.rules.scopes import validate_presign_request, validate_token_request
+from satchel_server.rules.scopes import (
+    PresignRequest,
+    PresignSubject,
+    check_item_count,
+    validate_presign_item,
+    validate_presign_request,
+    validate_presign_subject,
+    validate_token_request,
+)
 from satchel_server.vocabulary import (
     METHOD_FROM_WIRE,
     PERMISSION_FROM_WIRE,
@@ -60,7 +72,7 @@ def _seconds(duration: Duration) -> float:
 
 
 class TokenService(pb_grpc.TokenServiceServicer):
-    """IssueToken and PresignObject; register with `pb_grpc.add_TokenServiceServicer_to_server`.
+    """IssueToken, PresignObject(s); register with `pb_grpc.add_TokenServiceServicer_to_server`.
 
     A server built without a broker or a presigner answers that RPC FAILED_PRECONDITION.
     """
@@ -152,15 +164,91 @@ class TokenService(pb_grpc.TokenServiceServicer):
                 await self._quotas.admit(validated)
             presigned = self._presigner.presign(validated)
             call.handed_out(presigned.expiration)
-            return pb.PresignObjectResponse(
-                url=presigned.url,
-                method=request.method,
-                headers=presigned.headers,
-                form_fields=presigned.form_fields,
-                expiration=Timestamp(seconds=presigned.expires_at),
-                key=validated.key,
-                location=self._location(validated.scope.name, validated.prefix),
+            return self._presigned(validated, presigned, request.method)
+
+    async def PresignObjects(
+        self, request: pb.PresignObjectsRequest, context: ServicerContext
+    ) -> pb.PresignObjectsResponse:
+        async with self._pipeline.call("PresignObjects", context) as call:
+            if self._presigner is None:
+                raise NotConfigured("PresignObjects")
+            subject = validate_presign_subject(
+                self._scopes, scope_name=request.scope, player_id=request.player_id
             )
+            check_item_count(len(request.items))
+            self._admission.admit_subject(call, subject)
+            # Every item is validated and checked against the caller's grant first, so a
+            # call none of whose items may proceed spends no rate-limit token.
+            admitted = [self._admitted_item(call, subject, item) for item in request.items]
+            if any(isinstance(outcome, PresignRequest) for outcome, _ in admitted):
+                self._admission.spend(call, subject)
+            results = [
+                self._item_result(outcome, record, item.method)
+                for (outcome, record), item in zip(admitted, request.items, strict=True)
+            ]
+            return pb.PresignObjectsResponse(results=results)
+
+    def _admitted_item(
+        self, call: CallRecord, subject: PresignSubject, item: pb.PresignItem
+    ) -> tuple[PresignRequest | DomainError, ItemRecord]:
+        """The item validated and allowed by the caller's grant, or why it is refused."""
+        record = call.item()
+        try:
+            validated = validate_presign_item(
+                subject,
+                key=item.key,
+                method=METHOD_FROM_WIRE.get(item.method),
+                expires_seconds=_seconds(item.expires_in) if item.HasField("expires_in") else None,
+                content_type=item.content_type,
+                max_size=item.max_size,
+                forbid_overwrite=item.forbid_overwrite,
+            )
+        except InvalidArgument as error:
+            return error.within(f"items[{record.index}]"), record
+        record.asked(validated)
+        try:
+            self._admission.allow_item(call, validated)
+        except DomainError as error:
+            return error, record
+        return validated, record
+
+    def _item_result(
+        self,
+        outcome: PresignRequest | DomainError,
+        record: ItemRecord,
+        method: pb.HttpMethod.ValueType,
+    ) -> pb.PresignResult:
+        """The item presigned, or its refusal as a status; either way, noted in its record."""
+        if isinstance(outcome, PresignRequest):
+            assert self._presigner is not None  # checked when the call began
+            try:
+                presigned = self._presigner.presign(outcome)
+            except DomainError as error:
+                return self._refused(error, record)
+            record.handed_out(presigned.expiration)
+            return pb.PresignResult(presigned=self._presigned(outcome, presigned, method))
+        return self._refused(outcome, record)
+
+    @staticmethod
+    def _refused(error: DomainError, record: ItemRecord) -> pb.PresignResult:
+        record.refused(error, map_error(error).code.name)
+        return pb.PresignResult(error=status_message(error))
+
+    def _presigned(
+        self,
+        validated: PresignRequest,
+        presigned: PresignedObject,
+        method: pb.HttpMethod.ValueType,
+    ) -> pb.PresignObjectResponse:
+        return pb.PresignObjectResponse(
+            url=presigned.url,
+            method=method,
+            headers=presigned.headers,
+            form_fields=presigned.form_fields,
+            expiration=Timestamp(seconds=presigned.expires_at),
+            key=validated.key,
+            location=self._location(validated.scope.name, validated.prefix),
+        )
 
     def _location(self, scope_name: str, prefix: str) -> pb.StorageLocation:
         scope = self._scopes[scope_name]

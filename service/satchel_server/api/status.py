@@ -98,7 +98,8 @@ def _packed(message: Any) -> any_pb2.Any:
     return packed
 
 
-def rich_status(error: DomainError) -> grpc.Status:
+def status_message(error: DomainError) -> status_pb2.Status:
+    """The google.rpc.Status of `error`: code, message, BadRequest and RetryInfo details."""
     mapped = map_error(error)
     details = []
     if mapped.field is not None and isinstance(error, InvalidArgument):
@@ -110,8 +111,12 @@ def rich_status(error: DomainError) -> grpc.Status:
         seconds = max(1, math.ceil(mapped.retry_after_seconds))
         delay = duration_pb2.Duration(seconds=seconds)
         details.append(_packed(error_details_pb2.RetryInfo(retry_delay=delay)))
-    status = status_pb2.Status(
+    return status_pb2.Status(
         code=getattr(code_pb2, mapped.code.name), message=mapped.message, details=details
     )
-    converted: grpc.Status = rpc_status.to_status(status)
+
+
+def rich_status(error: DomainError) -> grpc.Status:
+    """`error` as the status a whole call ends with (details in the standard trailer)."""
+    converted: grpc.Status = rpc_status.to_status(status_message(error))
     return converted

@@ -304,9 +304,22 @@ def resolve_content_length(
     return asked
 
 
+# The most items one PresignObjects call may carry.
+MAX_PRESIGN_ITEMS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class PresignSubject:
+    """Whose folder, in which scope: what every item of a presign request shares, validated."""
+
+    scope: ScopeSettings
+    player_id: str
+    prefix: str
+
+
 @dataclass(frozen=True, slots=True)
 class PresignRequest:
-    """A PresignObject request after validation."""
+    """One object to presign, after validation."""
 
     scope: ScopeSettings
     player_id: str
@@ -325,6 +338,58 @@ class PresignRequest:
         return self.content_length if self.method is HttpMethod.PUT else self.max_size
 
 
+def validate_presign_subject(
+    scopes: Mapping[str, ScopeSettings], *, scope_name: str, player_id: str
+) -> PresignSubject:
+    scope = resolve_scope(scopes, scope_name)
+    check_player_id(scope, player_id)
+    return PresignSubject(scope, player_id, player_prefix(scope, player_id))
+
+
+def check_item_count(count: int) -> None:
+    """A PresignObjects call carries 1..MAX_PRESIGN_ITEMS items."""
+    if not 1 <= count <= MAX_PRESIGN_ITEMS:
+        raise InvalidArgument("items", f"must hold 1 to {MAX_PRESIGN_ITEMS} items; got {count}")
+
+
+def validate_presign_item(
+    subject: PresignSubject,
+    *,
+    key: str,
+    method: HttpMethod | None,
+    expires_seconds: float | None,
+    content_type: str,
+    max_size: int,
+    forbid_overwrite: bool,
+    content_length: int | None = None,
+) -> PresignRequest:
+    """One object of `subject`'s folder; InvalidArgument names the field as PresignObject's."""
+    scope = subject.scope
+    full_key = check_object_key(subject.prefix, key)
+    if method is None:
+        raise InvalidArgument("method", "is required: GET, PUT, HEAD, DELETE or POST")
+    needed = METHOD_NEEDS[method]
+    if needed.value not in scope.permissions:
+        raise InvalidArgument(
+            "method",
+            f"{method.value} needs {needed.value!r}, which scope {scope.name!r} does not allow",
+        )
+    if forbid_overwrite and method not in (HttpMethod.PUT, HttpMethod.POST):
+        raise InvalidArgument("forbid_overwrite", "applies to PUT and POST only")
+    return PresignRequest(
+        scope=scope,
+        player_id=subject.player_id,
+        prefix=subject.prefix,
+        key=full_key,
+        method=method,
+        expires_seconds=resolve_expires(scope, expires_seconds),
+        content_type=check_content_type(method, content_type),
+        max_size=resolve_max_size(scope, method, max_size),
+        forbid_overwrite=forbid_overwrite,
+        content_length=resolve_content_length(scope, method, content_length),
+    )
+
+
 def validate_presign_request(
     scopes: Mapping[str, ScopeSettings],
     *,
@@ -338,29 +403,14 @@ def validate_presign_request(
     forbid_overwrite: bool,
     content_length: int | None = None,
 ) -> PresignRequest:
-    scope = resolve_scope(scopes, scope_name)
-    check_player_id(scope, player_id)
-    prefix = player_prefix(scope, player_id)
-    full_key = check_object_key(prefix, key)
-    if method is None:
-        raise InvalidArgument("method", "is required: GET, PUT, HEAD, DELETE or POST")
-    needed = METHOD_NEEDS[method]
-    if needed.value not in scope.permissions:
-        raise InvalidArgument(
-            "method",
-            f"{method.value} needs {needed.value!r}, which scope {scope.name!r} does not allow",
-        )
-    if forbid_overwrite and method not in (HttpMethod.PUT, HttpMethod.POST):
-        raise InvalidArgument("forbid_overwrite", "applies to PUT and POST only")
-    return PresignRequest(
-        scope=scope,
-        player_id=player_id,
-        prefix=prefix,
-        key=full_key,
+    subject = validate_presign_subject(scopes, scope_name=scope_name, player_id=player_id)
+    return validate_presign_item(
+        subject,
+        key=key,
         method=method,
-        expires_seconds=resolve_expires(scope, expires_seconds),
-        content_type=check_content_type(method, content_type),
-        max_size=resolve_max_size(scope, method, max_size),
+        expires_seconds=expires_seconds,
+        content_type=content_type,
+        max_size=max_size,
         forbid_overwrite=forbid_overwrite,
-        content_length=resolve_content_length(scope, method, content_length),
+        content_length=content_length,
     )

@@ -61,6 +61,7 @@ def test_an_allowed_issue_token_line_names_everything_public() -> None:
         "scope": "saves",
         "player": "p1",
         "permissions": ["read", "write"],
+        "item": None,
         "method": None,
         "key": None,
         "outcome": "allowed",
@@ -283,6 +284,7 @@ def test_a_line_is_exactly_what_json_dumps_writes(
         "scope": values["scope"],
         "player": values["player"],
         "permissions": None if permissions is None else list(permissions),
+        "item": None,
         "method": None,
         "key": values["key"],
         "outcome": {"OK": "allowed", "PERMISSION_DENIED": "denied"}.get(status, "failed"),
@@ -293,7 +295,7 @@ def test_a_line_is_exactly_what_json_dumps_writes(
         "expiration": None,
         "from_cache": values["from_cache"],
     }
-    line = record.line(NOW, status)
+    [line] = record.lines(NOW, status)
     assert "\n" not in line
     assert list(json.loads(line).items()) == list(expected.items())
 
