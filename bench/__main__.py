@@ -2,8 +2,8 @@
 
 python -m bench                  every measurement; writes bench/RESULTS.md and RESULTS.json
 python -m bench --quick          tiny counts, a smoke run; writes nothing unless --out is given
-python -m bench --only rpc,sts   a subset (names: signing, rpc, sts, memory, startup, fleet,
-                                 appserver); the other measurements' results already in the
+python -m bench --only rpc,sts   a subset (names: signing, rpc, batch, sts, memory, startup,
+                                 fleet, appserver); the other measurements' results already in the
                                  output directory are kept, so the files stay whole
 
 Every loop is bounded in calls and in time; the full run takes a few minutes on 2 cores.
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import appserver, fleet, memory, report, rpc, signing, startup, sts
+from bench import appserver, batch, fleet, memory, report, rpc, signing, startup, sts
 from bench.common import Row, load_average, machine_facts
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -50,6 +50,13 @@ MEASUREMENTS: dict[str, Measurement] = {
         lambda: rpc.run(rpc.QUICK),
         rpc.rows,
         rpc.describe,
+    ),
+    "batch": Measurement(
+        "2b. Batch presigning: server CPU per URL, PresignObjects vs PresignObject",
+        batch.run,
+        lambda: batch.run(batch.QUICK),
+        batch.rows,
+        batch.describe,
     ),
     "sts": Measurement(
         "3. STS efficiency and behaviour at the 100 calls/s limit",

@@ -76,7 +76,7 @@ def _response_size(address: str, method: str, payload: bytes) -> int:
     return len(answer)
 
 
-def _round(
+def load_round(
     pool: LoadPool,
     server: ServerProcess,
     method: str,
@@ -139,7 +139,7 @@ def run(config: RpcConfig = RpcConfig()) -> dict[str, Any]:
             }
             for _ in range(config.repeats):
                 for name, (server, method, rpc) in contenders.items():
-                    summary = _round(pool, server, method, requests[rpc], config)
+                    summary = load_round(pool, server, method, requests[rpc], config)
                     rounds.setdefault(name, []).append(summary)
     return _summarise(config, rounds, requests, sizes)
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MEASUREMENTS = {"signing", "rpc", "sts", "memory", "startup", "appserver"}
+MEASUREMENTS = {"signing", "rpc", "batch", "sts", "memory", "startup", "appserver"}
 
 
 def _bench(out: Path, *options: str) -> dict[str, Any]:
@@ -66,6 +66,23 @@ def test_signing_has_every_contender_and_ratio(results: dict[str, Any]) -> None:
         for impl in ("satchel", "oss_v2", "oss2"):
             assert signing["us"][f"{case}_{impl}"] > 0
     assert set(signing["targets_met"]) == set(signing["targets"])
+
+
+def test_batch_presigning_answers_every_call_and_reports_cost_per_url(
+    results: dict[str, Any],
+) -> None:
+    batch = results["results"]["batch"]
+    single, many = batch["contenders"]["single"], batch["contenders"]["batch"]
+    for found in (single, many):
+        assert found["failed_calls"] == 0
+        assert found["sts_calls"] == 0
+        assert found["server_cpu_us_per_url"] > 0
+    # Per URL: a batch round's CPU per call divided by its items.
+    first = many["rounds"][0]
+    assert first["server_cpu_us_per_url"] == pytest.approx(
+        first["server_cpu_us_per_call"] / batch["items_per_call"]
+    )
+    assert batch["targets_met"]["batch_cost_share"] == (0 < batch["batch_cost_share"] <= 1 / 8)
 
 
 def test_rpc_calls_succeed_and_presign_never_calls_sts(results: dict[str, Any]) -> None:
