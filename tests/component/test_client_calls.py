@@ -75,6 +75,37 @@ async def test_presign_returns_a_typed_url(client: satchel.Client) -> None:
 
 
 @pytest.mark.asyncio
+async def test_presign_many_answers_each_item_in_order(
+    stack: Stack, client: satchel.Client
+) -> None:
+    items = [
+        satchel.PresignItem("gallery/1.png", Method.PUT, content_type="image/png"),
+        satchel.PresignItem("../x", Method.GET),
+        satchel.PresignItem("gallery/1.png"),
+    ]
+    put, refused, get = await client.presign_many("p1", items)
+    assert isinstance(put, satchel.Presigned)
+    assert (put.method, put.key) == (Method.PUT, "players/p1/gallery/1.png")
+    assert isinstance(refused, satchel.InvalidArgumentError)
+    assert [v.field for v in refused.field_violations] == ["items[1].key"]
+    assert isinstance(get, satchel.Presigned)
+    assert get.method is Method.GET
+    with pytest.raises(satchel.InvalidArgumentError) as caught:
+        await client.presign_many("p1*", items)
+    assert [v.field for v in caught.value.field_violations] == ["player_id"]
+
+    def blocking() -> list[satchel.Presigned | satchel.SatchelError]:
+        with satchel.SyncClient(stack.server.address, timeout=10) as sync:
+            return sync.presign_many("p1", items[1:], scope="dev")
+
+    outcomes = await asyncio.to_thread(blocking)
+    assert [type(outcome) for outcome in outcomes] == [
+        satchel.InvalidArgumentError,
+        satchel.Presigned,
+    ]
+
+
+@pytest.mark.asyncio
 async def test_bad_requests_raise_invalid_argument_naming_the_field(client: satchel.Client) -> None:
     with pytest.raises(satchel.InvalidArgumentError) as caught:
         await client.issue_token("p1*")

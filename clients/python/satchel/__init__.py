@@ -17,7 +17,15 @@ from satchel.errors import (
     UnavailableError,
     UnimplementedError,
 )
-from satchel.results import Credentials, Method, Permission, Presigned, StorageLocation, Token
+from satchel.results import (
+    Credentials,
+    Method,
+    Permission,
+    Presigned,
+    PresignItem,
+    StorageLocation,
+    Token,
+)
 
 __all__ = [
     "NO_RETRIES",
@@ -32,6 +40,7 @@ __all__ = [
     "Permission",
     "PermissionDeniedError",
     "PlaintextKeyWarning",
+    "PresignItem",
     "Presigned",
     "ResourceExhaustedError",
     "RetryPolicy",

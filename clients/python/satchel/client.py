@@ -2,7 +2,8 @@
 
 Both take the same settings: target, bearer key, TLS / mTLS, default deadline, retries.
 Every call returns a typed result (`Token`, `Presigned`) or raises a `SatchelError`
-subclass carrying the details the server sent.
+subclass carrying the details the server sent. `presign_many` returns one outcome per item:
+its `Presigned`, or the `SatchelError` (returned, not raised) that item was refused with.
 
 Retries happen at two levels, both bounded by the call's one deadline:
 
@@ -36,7 +37,15 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 
 from satchel.errors import SatchelError, error_from_rpc
-from satchel.results import Method, Permission, Presigned, Token
+from satchel.results import (
+    Method,
+    Permission,
+    Presigned,
+    PresignItem,
+    PresignOutcome,
+    Token,
+    presign_outcomes,
+)
 from satchel.v1 import token_service_pb2 as pb
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
 
@@ -291,6 +300,15 @@ def presign_request(
     )
 
 
+def presign_many_request(
+    player_id: str, items: Iterable[PresignItem], scope: str = ""
+) -> pb.PresignObjectsRequest:
+    """The wire request for `presign_many` (1 to 100 items)."""
+    return pb.PresignObjectsRequest(
+        player_id=player_id, scope=scope, items=[item.to_proto() for item in items]
+    )
+
+
 class _ClientBase:
     """The constructor both clients share; `_open` makes the channel (or prepares to)."""
 
@@ -371,6 +389,23 @@ class Client(_ClientBase):
         reply = await self._call(self._connected().PresignObject, request, timeout)
         return Presigned.from_proto(reply)
 
+    async def presign_many(
+        self,
+        player_id: str,
+        items: Iterable[PresignItem],
+        *,
+        scope: str = "",
+        timeout: float | None = None,  # noqa: ASYNC109 - the gRPC deadline, sent to the server
+    ) -> list[PresignOutcome]:
+        """Up to 100 objects in one call: per item, in order, a `Presigned` or its error.
+
+        A refused item does not fail the others: its outcome is the `SatchelError` it got.
+        What concerns every item (player id, scope, caller, rate limit) raises.
+        """
+        request = presign_many_request(player_id, items, scope)
+        reply = await self._call(self._connected().PresignObjects, request, timeout)
+        return presign_outcomes(reply)
+
     async def _call(
         self,
         method: grpc.aio.UnaryUnaryMultiCallable[Any, Any],
@@ -447,6 +482,18 @@ class SyncClient(_ClientBase):
         """A presigned URL (GET, PUT, HEAD, DELETE) or POST form (options: `PresignOptions`)."""
         request = presign_request(player_id, key, method, **options)
         return Presigned.from_proto(self._call(self._stub.PresignObject, request, timeout))
+
+    def presign_many(
+        self,
+        player_id: str,
+        items: Iterable[PresignItem],
+        *,
+        scope: str = "",
+        timeout: float | None = None,
+    ) -> list[PresignOutcome]:
+        """Up to 100 objects in one call: per item, in order, a `Presigned` or its error."""
+        request = presign_many_request(player_id, items, scope)
+        return presign_outcomes(self._call(self._stub.PresignObjects, request, timeout))
 
     def _call(
         self,

@@ -159,15 +159,28 @@ def _details(status: Any) -> tuple[list[FieldViolation], timedelta | None]:
     return violations, retry_delay
 
 
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def _typed(code: grpc.StatusCode, message: str, status: Any | None) -> SatchelError:
+    violations, retry_delay = _details(status)
+    cls = _BY_CODE.get(code, SatchelError)
+    return cls(message, code=code, field_violations=violations, retry_delay=retry_delay)
+
+
 def error_from_status(
     code: grpc.StatusCode,
     message: str,
     trailing_metadata: Sequence[tuple[str, Any]] | None = None,
 ) -> SatchelError:
     """The typed exception for a status, with BadRequest / RetryInfo details unpacked."""
-    violations, retry_delay = _details(_rich_status(trailing_metadata))
-    cls = _BY_CODE.get(code, SatchelError)
-    return cls(message, code=code, field_violations=violations, retry_delay=retry_delay)
+    return _typed(code, message, _rich_status(trailing_metadata))
+
+
+def error_from_status_message(status: status_pb2.Status) -> SatchelError:
+    """The typed exception for a `google.rpc.Status` (one item's refusal in a batch)."""
+    code = _CODES.get(status.code, grpc.StatusCode.UNKNOWN)
+    return _typed(code, status.message, status)
 
 
 def error_from_rpc(error: grpc.RpcError) -> SatchelError:

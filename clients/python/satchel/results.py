@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from satchel.errors import SatchelError, error_from_status_message
 from satchel.v1 import token_service_pb2 as pb
 
 
@@ -219,3 +220,47 @@ class Presigned:
             "key": self.key,
             **self.location.to_dict(),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class PresignItem:
+    """One object to presign in `presign_many`: the options `presign` takes, per object."""
+
+    key: str
+    method: Method | str = Method.GET
+    expires_in: timedelta | float | None = None  # absent: the scope's default
+    content_type: str = ""  # PUT and POST: the Content-Type the upload must carry (signed)
+    max_size: int = 0  # POST: the largest upload accepted, in bytes; 0: the scope's default
+    forbid_overwrite: bool = False  # PUT and POST: refuse to replace an existing object
+    content_length: int | None = None  # PUT: the body's exact size in bytes (signed)
+
+    def to_proto(self) -> pb.PresignItem:
+        item = pb.PresignItem(
+            key=self.key,
+            method=Method(str(self.method).upper()).wire,
+            content_type=self.content_type,
+            max_size=self.max_size,
+            forbid_overwrite=self.forbid_overwrite,
+        )
+        if self.expires_in is not None:
+            expires = self.expires_in
+            item.expires_in.FromTimedelta(
+                expires if isinstance(expires, timedelta) else timedelta(seconds=expires)
+            )
+        if self.content_length is not None:
+            item.content_length = self.content_length
+        return item
+
+
+PresignOutcome = Presigned | SatchelError
+"""One item's answer in `presign_many`: its URL or form, or why it was refused."""
+
+
+def presign_outcomes(reply: pb.PresignObjectsResponse) -> list[PresignOutcome]:
+    """Each item's `Presigned`, or the typed error (not raised) it was refused with."""
+    return [
+        Presigned.from_proto(result.presigned)
+        if result.WhichOneof("outcome") == "presigned"
+        else error_from_status_message(result.error)
+        for result in reply.results
+    ]

@@ -8,10 +8,21 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from google.protobuf.any_pb2 import Any as AnyMessage
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 from support.scripted_server import EXPIRATION, token_reply
 
-from satchel import Method, Permission, Presigned, Token
-from satchel.client import issue_token_request, presign_request
+from satchel import (
+    InvalidArgumentError,
+    Method,
+    Permission,
+    PermissionDeniedError,
+    Presigned,
+    PresignItem,
+    Token,
+)
+from satchel.client import issue_token_request, presign_many_request, presign_request
+from satchel.results import presign_outcomes
 from satchel.v1 import token_service_pb2 as pb
 
 # What Android's OSSAuthCredentialsProvider and iOS's OSSAuthCredentialProvider read.
@@ -118,3 +129,55 @@ def test_wire_enums_round_trip() -> None:
     assert {Permission.from_wire(p.wire) for p in Permission} == set(Permission)
     assert {Method.from_wire(m.wire) for m in Method} == set(Method)
     assert EXPIRATION.tzinfo is UTC
+
+
+def test_presign_many_outcomes_are_typed_per_item_and_keep_urls_out_of_repr() -> None:
+    bad_key = error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field="items[1].key", description="no")
+        ]
+    )
+    detail = AnyMessage()
+    detail.Pack(bad_key)
+    reply = pb.PresignObjectsResponse(
+        results=[
+            pb.PresignResult(presigned=presigned_reply()),
+            pb.PresignResult(
+                error=status_pb2.Status(
+                    code=code_pb2.INVALID_ARGUMENT, message="items[1].key: no", details=[detail]
+                )
+            ),
+            pb.PresignResult(error=status_pb2.Status(code=code_pb2.PERMISSION_DENIED, message="m")),
+        ]
+    )
+    presigned, invalid, denied = presign_outcomes(reply)
+    assert isinstance(presigned, Presigned)
+    assert presigned.form_fields["policy"] == "POLICY"
+    assert isinstance(invalid, InvalidArgumentError)
+    assert [(v.field, v.description) for v in invalid.field_violations] == [("items[1].key", "no")]
+    assert isinstance(denied, PermissionDeniedError)
+    shown = repr([presigned, invalid, denied])
+    assert "SIGNATURE" not in shown
+    assert "TOK" not in shown
+    assert "POLICY" not in shown
+
+    request = presign_many_request(
+        "p1",
+        [
+            PresignItem("a.png", "put", content_type="image/png", content_length=3),
+            PresignItem("b", Method.POST, expires_in=timedelta(minutes=5), max_size=9),
+            PresignItem("c", forbid_overwrite=False, expires_in=60),
+        ],
+        scope="saves",
+    )
+    assert (request.player_id, request.scope) == ("p1", "saves")
+    put, post, get = request.items
+    assert (put.method, put.content_type, put.content_length) == (
+        pb.HTTP_METHOD_PUT,
+        "image/png",
+        3,
+    )
+    assert not put.HasField("expires_in")
+    assert (post.method, post.max_size, post.expires_in.seconds) == (pb.HTTP_METHOD_POST, 9, 300)
+    assert not post.HasField("content_length")
+    assert (get.method, get.expires_in.seconds) == (pb.HTTP_METHOD_GET, 60)
