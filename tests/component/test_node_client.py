@@ -84,7 +84,7 @@ async def test_node_client_suite_passes_against_satchel_dev(servers: tuple[Stack
     )
     assert code == 0, output
     # Every test ran: none skipped, none filtered out.
-    assert "\n# pass 9\n" in output, output
+    assert "\n# pass 10\n" in output, output
     assert "\n# fail 0\n" in output, output
 
 

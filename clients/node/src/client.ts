@@ -3,6 +3,7 @@
 //   const client = new SatchelClient("127.0.0.1:50051", { apiKey: process.env.SATCHEL_API_KEY });
 //   const token = await client.issueToken("p1", ["read", "write"], { ttlSeconds: 1800 });
 //   const put = await client.presign("p1", "saves/slot1.dat", "PUT", { contentLength: 1024 });
+//   const [a, b] = await client.presignMany("p1", [{ key: "a.png" }, { key: "b.png" }]);
 //
 // The API comes from protos/ at run time (@grpc/proto-loader), the one source of truth.
 // Failures reject with a SatchelError carrying the gRPC status, the fields that broke a
@@ -143,6 +144,16 @@ export interface PresignOptions {
   readonly contentLength?: number;
 }
 
+/** One object to presign in `presignMany`: its key, method and `presign`'s per-object options. */
+export interface PresignItem extends Omit<PresignOptions, "scope"> {
+  readonly key: string;
+  /** Default GET. */
+  readonly method?: Method;
+}
+
+/** One item's answer in `presignMany`: its URL or form, or the error it was refused with. */
+export type PresignOutcome = Presigned | SatchelError;
+
 const DEFAULT_PROTO_ROOT = fileURLToPath(new URL("../../../protos/", import.meta.url));
 const PROTO_FILE = "satchel/v1/token_service.proto";
 const STATUS_DETAILS_KEY = "grpc-status-details-bin";
@@ -184,6 +195,18 @@ interface WireIssueTokenResponse {
   permissions: string[];
 }
 
+interface WireStatus {
+  code: number;
+  message: string;
+  // google.protobuf.Any: proto-loader's built-in definition keeps the field's proto name
+  // (type_url); the one parsed here for the trailer is camel-cased like the rest.
+  details?: { typeUrl?: string; type_url?: string; value: Uint8Array }[];
+}
+
+interface WirePresignObjectsResponse {
+  results: { outcome: "presigned" | "error"; presigned?: WirePresignObjectResponse; error?: WireStatus }[];
+}
+
 interface WirePresignObjectResponse {
   url: string;
   method: string;
@@ -204,6 +227,7 @@ type Unary<Req, Res> = (
 interface TokenServiceStub extends grpc.Client {
   IssueToken: Unary<object, WireIssueTokenResponse>;
   PresignObject: Unary<object, WirePresignObjectResponse>;
+  PresignObjects: Unary<object, WirePresignObjectsResponse>;
 }
 
 type StubConstructor = new (target: string, credentials: grpc.ChannelCredentials) => TokenServiceStub;
@@ -237,33 +261,48 @@ function toLocation(wire: WireLocation): StorageLocation {
   return { bucket: wire.bucket, region: wire.region, endpoint: wire.endpoint, prefix: wire.prefix };
 }
 
-/** The SatchelError for a failed call, with the details the server put in its trailer. */
-export function errorFrom(error: grpc.ServiceError): SatchelError {
+/** A SatchelError from a google.rpc.Status: code, message, BadRequest and RetryInfo details. */
+function errorFromStatus(code: grpc.status, message: string, status: WireStatus | undefined): SatchelError {
   const violations: FieldViolation[] = [];
   let retryDelayMs: number | undefined;
-  const [raw] = error.metadata?.get(STATUS_DETAILS_KEY) ?? [];
-  if (raw instanceof Buffer) {
-    const status = StatusType.toObject(StatusType.decode(raw), { longs: Number }) as {
-      details?: { typeUrl: string; value: Uint8Array }[];
-    };
-    for (const detail of status.details ?? []) {
-      if (detail.typeUrl.endsWith("/google.rpc.BadRequest")) {
-        const bad = BadRequestType.toObject(BadRequestType.decode(detail.value)) as {
-          fieldViolations?: FieldViolation[];
-        };
-        for (const v of bad.fieldViolations ?? []) {
-          violations.push({ field: v.field ?? "", description: v.description ?? "" });
-        }
-      } else if (detail.typeUrl.endsWith("/google.rpc.RetryInfo")) {
-        const info = RetryInfoType.toObject(RetryInfoType.decode(detail.value), { longs: Number }) as {
-          retryDelay?: { seconds?: number; nanos?: number };
-        };
-        const delay = info.retryDelay ?? {};
-        retryDelayMs = (delay.seconds ?? 0) * 1000 + (delay.nanos ?? 0) / 1e6;
+  for (const detail of status?.details ?? []) {
+    const typeUrl = detail.typeUrl ?? detail.type_url ?? "";
+    if (typeUrl.endsWith("/google.rpc.BadRequest")) {
+      const bad = BadRequestType.toObject(BadRequestType.decode(detail.value)) as {
+        fieldViolations?: FieldViolation[];
+      };
+      for (const v of bad.fieldViolations ?? []) {
+        violations.push({ field: v.field ?? "", description: v.description ?? "" });
       }
+    } else if (typeUrl.endsWith("/google.rpc.RetryInfo")) {
+      const info = RetryInfoType.toObject(RetryInfoType.decode(detail.value), { longs: Number }) as {
+        retryDelay?: { seconds?: number; nanos?: number };
+      };
+      const delay = info.retryDelay ?? {};
+      retryDelayMs = (delay.seconds ?? 0) * 1000 + (delay.nanos ?? 0) / 1e6;
     }
   }
-  return new SatchelError(error.code, error.details, violations, retryDelayMs);
+  return new SatchelError(code, message, violations, retryDelayMs);
+}
+
+/** The SatchelError for a failed call, with the details the server put in its trailer. */
+export function errorFrom(error: grpc.ServiceError): SatchelError {
+  const [raw] = error.metadata?.get(STATUS_DETAILS_KEY) ?? [];
+  const status =
+    raw instanceof Buffer ? (StatusType.toObject(StatusType.decode(raw), { longs: Number }) as WireStatus) : undefined;
+  return errorFromStatus(error.code, error.details, status);
+}
+
+function toPresigned(response: WirePresignObjectResponse): Presigned {
+  return new Presigned({
+    url: response.url,
+    method: response.method.slice(METHOD_PREFIX.length) as Method,
+    headers: { ...response.headers },
+    formFields: { ...response.formFields },
+    expiration: toDate(response.expiration),
+    key: response.key,
+    location: toLocation(response.location),
+  });
 }
 
 export class SatchelClient {
@@ -310,15 +349,33 @@ export class SatchelClient {
       forbidOverwrite: options.forbidOverwrite ?? false,
       ...(options.contentLength === undefined ? {} : { contentLength: options.contentLength }),
     });
-    return new Presigned({
-      url: response.url,
-      method: response.method.slice(METHOD_PREFIX.length) as Method,
-      headers: { ...response.headers },
-      formFields: { ...response.formFields },
-      expiration: toDate(response.expiration),
-      key: response.key,
-      location: toLocation(response.location),
+    return toPresigned(response);
+  }
+
+  /**
+   * Up to 100 objects of one player's folder in one call. Per item, in order: its Presigned, or
+   * the SatchelError it was refused with (returned, not thrown: one bad item does not fail the
+   * others). What concerns every item (player id, scope, caller, rate limit) rejects.
+   */
+  async presignMany(playerId: string, items: readonly PresignItem[], options: { scope?: string } = {}): Promise<PresignOutcome[]> {
+    const response = await this.#call(this.#stub.PresignObjects, {
+      playerId,
+      scope: options.scope ?? "",
+      items: items.map((item) => ({
+        key: item.key,
+        method: METHOD_PREFIX + (item.method ?? "GET"),
+        expiresIn: toDuration(item.expiresInSeconds),
+        contentType: item.contentType ?? "",
+        maxSize: item.maxSize ?? 0,
+        forbidOverwrite: item.forbidOverwrite ?? false,
+        ...(item.contentLength === undefined ? {} : { contentLength: item.contentLength }),
+      })),
     });
+    return response.results.map((result) =>
+      result.presigned
+        ? toPresigned(result.presigned)
+        : errorFromStatus(result.error?.code ?? grpc.status.UNKNOWN, result.error?.message ?? "", result.error),
+    );
   }
 
   close(): void {

@@ -69,6 +69,40 @@ describe("satchel dev", () => {
     assert.equal(await downloaded.text(), body);
   });
 
+  test("presigns many objects in one call, each answered or refused on its own", async () => {
+    const keys = ["gallery/node-1.txt", "gallery/node-2.txt"];
+    const puts = await client.presignMany("p1", [
+      { key: keys[0]!, method: "PUT", contentType: "text/plain" },
+      { key: "../p2/stolen.txt", method: "PUT" },
+      { key: keys[1]!, method: "PUT", contentType: "text/plain" },
+    ]);
+    assert.equal(puts.length, 3);
+    const refusal = puts[1];
+    assert.ok(refusal instanceof SatchelError, `item 1 was not refused: ${inspect(refusal)}`);
+    assert.equal(refusal.code, grpc.status.INVALID_ARGUMENT);
+    assert.deepEqual(
+      refusal.fieldViolations.map((v) => v.field),
+      ["items[1].key"],
+    );
+    const uploads = [puts[0], puts[2]];
+    for (const [index, put] of uploads.entries()) {
+      assert.ok(!(put instanceof SatchelError), String(put));
+      assert.ok(put && !inspect(put).includes(new URL(put.url).search), "the signature shows in inspect()");
+      const uploaded = await fetch(put!.url, { method: "PUT", headers: put!.headers, body: `item ${index}` });
+      assert.equal(uploaded.status, 200, await uploaded.text());
+    }
+    const gets = await client.presignMany(
+      "p1",
+      keys.map((key) => ({ key })),
+    );
+    for (const [index, get] of gets.entries()) {
+      assert.ok(!(get instanceof SatchelError), String(get));
+      assert.equal(get.key, `players/p1/${keys[index]}`);
+      const downloaded = await fetch(get.url);
+      assert.equal(await downloaded.text(), `item ${index}`);
+    }
+  });
+
   test("a key outside the rules is INVALID_ARGUMENT naming the field", async () => {
     const error = await refused(client.presign("p1", "../p2/save.dat", "GET"));
     assert.equal(error.code, grpc.status.INVALID_ARGUMENT);
