@@ -204,7 +204,7 @@ def test_grpcurl_examples_work_through_reflection_and_the_json_mapping(dev: str)
         outputs = [grpcurl.run(args) for args in GRPCURL]
     listed = outputs[[c[-1] for c in GRPCURL].index("list")]
     assert {"satchel.v1.TokenService", "grpc.health.v1.Health"} <= set(listed)
-    assert ["IssueToken", "PresignObject"] in outputs  # describe
+    assert ["IssueToken", "PresignObject", "PresignObjects"] in outputs  # describe
     tokens = [o for o in outputs if isinstance(o, dict) and "credentials" in o]
     presigns = [o for o in outputs if isinstance(o, dict) and "url" in o]
     assert tokens
@@ -212,6 +212,9 @@ def test_grpcurl_examples_work_through_reflection_and_the_json_mapping(dev: str)
     assert all(t["location"]["prefix"] == "players/p1/" for t in tokens)
     assert {p["method"] for p in presigns} == {"HTTP_METHOD_PUT", "HTTP_METHOD_POST"}
     assert {"status": "SERVING"} in outputs
+    [many] = [o["results"] for o in outputs if isinstance(o, dict) and "results" in o]
+    assert [sorted(result) for result in many] == [["presigned"], ["presigned"], ["error"]]
+    assert many[2]["error"]["code"] == grpc.StatusCode.INVALID_ARGUMENT.value[0]
 
 
 def run_python(source: str) -> list[str]:
