@@ -116,3 +116,33 @@ def test_connection_age_and_keepalive_are_configured() -> None:
     assert options["grpc.keepalive_time_ms"] == 45_000
     assert options["grpc.http2.max_ping_strikes"] == 2
     assert options["grpc.so_reuseport"] == 0
+
+
+class _LargeAnswers(TokenService):
+    """PresignObjects that answers 100 URLs of 1 KiB each, whatever it was asked."""
+
+    async def PresignObjects(
+        self, request: pb.PresignObjectsRequest, context: ServicerContext
+    ) -> pb.PresignObjectsResponse:
+        url = "https://b.example/" + "u" * 1024
+        presigned = pb.PresignObjectResponse(url=url)
+        return pb.PresignObjectsResponse(results=[pb.PresignResult(presigned=presigned)] * 100)
+
+
+@pytest.mark.asyncio
+async def test_requests_are_capped_by_max_message_bytes_and_answers_are_not() -> None:
+    settings = ServerSettings(listen="127.0.0.1:0", max_message_bytes=4096)
+    built = build_server(settings, _LargeAnswers())
+    await built.start()
+    try:
+        async with grpc.aio.insecure_channel(built.address) as channel:
+            stub = pb_grpc.TokenServiceStub(channel)
+            small = pb.PresignObjectsRequest(player_id="p1", items=[pb.PresignItem(key="k")])
+            answer = await stub.PresignObjects(small, timeout=5)
+            assert answer.ByteSize() > 100 * 1024
+            large = pb.PresignObjectsRequest(player_id="p1", items=[pb.PresignItem(key="k" * 5000)])
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.PresignObjects(large, timeout=5)
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        await built.server.stop(None)

@@ -154,13 +154,15 @@ class CallRecord:
             return [json.dumps(fields)]
         lines = []
         for item in self.items:
-            item_status = item.status or status
+            # Decided on its own (its status and reason), or with the call (the call's).
+            decided = item.status is not None
+            item_status = status if item.status is None else item.status
             fields["item"] = item.index
             fields["method"] = item.method
             fields["key"] = item.key
             fields["outcome"] = _outcome(item_status)
             fields["status"] = item_status
-            fields["reason"] = item.reason or self.reason
+            fields["reason"] = item.reason if decided else self.reason
             fields["expiration"] = None if item.expiration is None else _utc_millis(item.expiration)
             lines.append(json.dumps(fields))
         return lines

@@ -170,7 +170,8 @@ class TokenService(pb_grpc.TokenServiceServicer):
         self, request: pb.PresignObjectsRequest, context: ServicerContext
     ) -> pb.PresignObjectsResponse:
         async with self._pipeline.call("PresignObjects", context) as call:
-            if self._presigner is None:
+            presigner = self._presigner
+            if presigner is None:
                 raise NotConfigured("PresignObjects")
             subject = validate_presign_subject(
                 self._scopes, scope_name=request.scope, player_id=request.player_id
@@ -183,7 +184,7 @@ class TokenService(pb_grpc.TokenServiceServicer):
             if any(isinstance(outcome, PresignRequest) for outcome, _ in admitted):
                 self._admission.spend(call, subject)
             results = [
-                self._item_result(outcome, record, item.method)
+                self._item_result(presigner, outcome, record, item.method)
                 for (outcome, record), item in zip(admitted, request.items, strict=True)
             ]
             return pb.PresignObjectsResponse(results=results)
@@ -214,15 +215,15 @@ class TokenService(pb_grpc.TokenServiceServicer):
 
     def _item_result(
         self,
+        presigner: Presigner,
         outcome: PresignRequest | DomainError,
         record: ItemRecord,
         method: pb.HttpMethod.ValueType,
     ) -> pb.PresignResult:
         """The item presigned, or its refusal as a status; either way, noted in its record."""
         if isinstance(outcome, PresignRequest):
-            assert self._presigner is not None  # checked when the call began
             try:
-                presigned = self._presigner.presign(outcome)
+                presigned = presigner.presign(outcome)
             except DomainError as error:
                 return self._refused(error, record)
             record.handed_out(presigned.expiration)

@@ -19,9 +19,13 @@ from satchel_server.access.audit import AuditLog, CallRecord, audit_log_from
 from satchel_server.access.callers import Authorizer, Caller
 from satchel_server.api.pipeline import CallPipeline
 from satchel_server.config import AuditSettings, CallerSettings, GrantSettings
-from satchel_server.errors import ConfigError, PermissionDenied, Unauthenticated
-from satchel_server.rules.scopes import validate_token_request
-from satchel_server.vocabulary import PlayerPermission
+from satchel_server.errors import ConfigError, PermissionDenied, RateLimited, Unauthenticated
+from satchel_server.rules.scopes import (
+    validate_presign_item,
+    validate_presign_subject,
+    validate_token_request,
+)
+from satchel_server.vocabulary import HttpMethod, PlayerPermission
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, 123000, tzinfo=UTC)
 NOW_NS = int(NOW.timestamp()) * 1_000_000_000 + NOW.microsecond * 1000
@@ -307,3 +311,73 @@ def test_audit_times_are_utc_milliseconds_truncated_never_rounded_into_the_next_
     assert written(record, "OK", last_of_second)["time"] == "2026-11-28T12:00:00.999Z"
     assert written(record, "OK", last_of_second + 1)["time"] == "2026-11-28T12:00:01.000Z"
     assert written(record, "OK", 0)["time"] == "1970-01-01T00:00:00.000Z"
+
+
+def _items_record() -> CallRecord:
+    """A PresignObjects call: an item presigned, one refused, one decided with the call."""
+    record = CallRecord(rpc="PresignObjects", request_id="batch", caller=Caller("eu", "key", "k"))
+    subject = validate_presign_subject(SCOPES, scope_name="", player_id="p1")
+    record.asked_for(subject)
+    allowed = record.item()
+    allowed.asked(
+        validate_presign_item(
+            subject,
+            key="a.png",
+            method=HttpMethod.GET,
+            expires_seconds=None,
+            content_type="",
+            max_size=0,
+            forbid_overwrite=False,
+        )
+    )
+    allowed.handed_out(NOW)
+    record.item().refused(
+        PermissionDenied("caller 'eu' may not presign DELETE"), "PERMISSION_DENIED"
+    )
+    record.item()
+    return record
+
+
+def test_a_call_of_several_items_writes_one_line_per_item() -> None:
+    stream = io.StringIO()
+    AuditLog(stream, clock=lambda: NOW_NS).write(_items_record(), "OK")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [
+        (line["item"], line["method"], line["key"], line["status"], line["outcome"])
+        for line in lines
+    ] == [
+        (0, "GET", "players/p1/a.png", "OK", "allowed"),
+        (1, None, None, "PERMISSION_DENIED", "denied"),
+        (2, None, None, "OK", "allowed"),  # decided with the call: the call's status
+    ]
+    assert [line["expiration"] for line in lines] == ["2026-11-28T12:00:00.123Z", None, None]
+    assert lines[1]["reason"] == "caller 'eu' may not presign DELETE"
+    for line in lines:
+        assert (line["request_id"], line["rpc"], line["caller"]) == (
+            "batch",
+            "PresignObjects",
+            "eu",
+        )
+        assert (line["scope"], line["player"]) == ("saves", "p1")
+
+
+def test_a_call_refused_as_a_whole_gives_each_item_its_status_and_reason() -> None:
+    record = _items_record()
+    record.refused(RateLimited("player", 3.0))
+    stream = io.StringIO()
+    AuditLog(stream, clock=lambda: NOW_NS).write(record, "RESOURCE_EXHAUSTED")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["status"], line["reason"]) for line in lines] == [
+        ("OK", None),  # what the item had already been given is on record
+        ("PERMISSION_DENIED", "caller 'eu' may not presign DELETE"),
+        ("RESOURCE_EXHAUSTED", "rate limit exceeded for this player"),
+    ]
+
+
+def test_an_item_refused_in_an_allowed_call_is_written_at_once() -> None:
+    stream, timers = _CountingStream(), _Timers()
+    audit = AuditLog(stream, clock=lambda: NOW_NS, flush_after=0.02, timer=timers)
+    audit.write(CallRecord(rpc="IssueToken", request_id="waiting"), "OK")
+    audit.write(_items_record(), "OK")
+    assert _ids(stream) == ["waiting", "batch", "batch", "batch"]
+    assert stream.writes == 1

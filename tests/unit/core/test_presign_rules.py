@@ -13,8 +13,12 @@ from support.scopes import make_scope
 from satchel_server.config import ScopeSettings, settings_from_mapping
 from satchel_server.errors import ConfigError, InvalidArgument
 from satchel_server.rules.scopes import (
+    MAX_PRESIGN_ITEMS,
+    check_item_count,
     check_object_key,
+    validate_presign_item,
     validate_presign_request,
+    validate_presign_subject,
     validate_token_request,
 )
 from satchel_server.vocabulary import HttpMethod, PlayerPermission
@@ -260,3 +264,33 @@ def test_a_caller_cannot_be_granted_write_in_a_quota_scope() -> None:
         settings_from_mapping(with_grant(["read", "write"], []), {})
     assert caught.value.key == "callers.game.scopes.saves.permissions"
     settings_from_mapping(with_grant(["read"], ["PUT", "POST"]), {})  # uploads: presigned
+
+
+@given(count=st.integers(min_value=-5, max_value=10_000))
+def test_a_batch_holds_1_to_100_items(count: int) -> None:
+    if 1 <= count <= MAX_PRESIGN_ITEMS:
+        check_item_count(count)
+        return
+    with pytest.raises(InvalidArgument) as caught:
+        check_item_count(count)
+    assert (caught.value.field, caught.value.rule) == (
+        "items",
+        f"must hold 1 to 100 items; got {count}",
+    )
+
+
+def test_an_item_error_names_its_field_from_the_request_root() -> None:
+    subject = validate_presign_subject({"saves": make_scope()}, scope_name="", player_id="p1")
+    with pytest.raises(InvalidArgument) as caught:
+        validate_presign_item(
+            subject,
+            key="a//b",
+            method=HttpMethod.GET,
+            expires_seconds=None,
+            content_type="",
+            max_size=0,
+            forbid_overwrite=False,
+        )
+    nested = caught.value.within("items[7]")
+    assert (nested.field, nested.rule) == ("items[7].key", caught.value.rule)
+    assert str(nested) == f"items[7].key: {caught.value.rule}"
