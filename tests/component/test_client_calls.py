@@ -169,6 +169,26 @@ async def test_cli_issue_and_presign_print_json(
 
 
 @pytest.mark.asyncio
+async def test_cli_presigns_several_keys_in_one_call(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["presign", "--player", "p1", "--key", "a.png", "--key", "b.png"]
+    argv += ["--expires", "5m", "--target", stack.server.address]
+    assert await asyncio.to_thread(main, argv) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(item["method"], item["key"]) for item in listed] == [
+        ("GET", "players/p1/a.png"),
+        ("GET", "players/p1/b.png"),
+    ]
+    argv = ["presign", "--player", "p1", "--key", "a.png", "--key", "../b.png"]
+    assert await asyncio.to_thread(main, [*argv, "--target", stack.server.address]) == 1
+    good, refused = json.loads(capsys.readouterr().out)
+    assert good["key"] == "players/p1/a.png"
+    assert refused["error"]["code"] == "INVALID_ARGUMENT"
+    assert refused["error"]["field_violations"][0]["field"] == "items[1].key"
+
+
+@pytest.mark.asyncio
 async def test_cli_errors_are_json_on_stderr_with_exit_1(
     stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:

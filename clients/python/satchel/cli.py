@@ -3,6 +3,8 @@
 satchel issue   --player p1 [--permissions read,write] [--scope S] [--ttl 15m] [--mobile]
 satchel presign --player p1 --key save.dat [--method PUT --content-length N] [--content-type T]
                 [--expires 10m] [--max-size N] [--forbid-overwrite] [--scope S]
+satchel presign --player p1 --key a.png --key b.png ...   (several keys: one PresignObjects
+                call with the same options for each; a JSON list, an item's refusal in place)
 
 Connection options, shared by both: --target (default $SATCHEL_TARGET, else 127.0.0.1:50051),
 --key-file (default: the key in $SATCHEL_API_KEY, if set), --tls / --tls-ca / --tls-cert /
@@ -25,7 +27,7 @@ from typing import Any
 
 from satchel.client import SyncClient, Tls
 from satchel.errors import SatchelError
-from satchel.results import Method, Permission
+from satchel.results import Method, Permission, PresignItem
 
 COMMANDS = ("issue", "presign")
 API_KEY_ENV = "SATCHEL_API_KEY"
@@ -118,7 +120,13 @@ def add_commands(subparsers: Any) -> None:
         "POST form for one object in a player's folder, and print it as JSON.",
     )
     presign.add_argument("--player", required=True, help="player id")
-    presign.add_argument("--key", required=True, help="object key under the player's prefix")
+    presign.add_argument(
+        "--key",
+        required=True,
+        action="append",
+        help="object key under the player's prefix; repeat it (up to 100) to presign several "
+        "in one call",
+    )
     presign.add_argument(
         "--method", type=parse_method, default=Method.GET, help="GET, PUT, HEAD, DELETE or POST"
     )
@@ -170,20 +178,41 @@ def client_from(args: argparse.Namespace, environ: Mapping[str, str]) -> SyncCli
         raise UsageError(str(exc)) from None
 
 
-def _call(client: SyncClient, args: argparse.Namespace) -> dict[str, Any]:
+def _call(client: SyncClient, args: argparse.Namespace) -> dict[str, Any] | list[Any]:
     if args.command == "issue":
         token = client.issue_token(args.player, args.permissions, scope=args.scope, ttl=args.ttl)
         return token.sts_server_response() if args.mobile else token.to_dict()
+    items = [
+        PresignItem(
+            key,
+            args.method,
+            expires_in=args.expires,
+            content_type=args.content_type,
+            max_size=args.max_size,
+            forbid_overwrite=args.forbid_overwrite,
+            content_length=args.content_length,
+        )
+        for key in args.key
+    ]
+    if len(items) > 1:
+        outcomes = client.presign_many(args.player, items, scope=args.scope)
+        return [
+            {"error": _error_document(outcome)}
+            if isinstance(outcome, SatchelError)
+            else outcome.to_dict()
+            for outcome in outcomes
+        ]
+    [item] = items
     presigned = client.presign(
         args.player,
-        args.key,
-        args.method,
+        item.key,
+        item.method,
         scope=args.scope,
-        expires_in=args.expires,
-        content_type=args.content_type,
-        max_size=args.max_size,
-        forbid_overwrite=args.forbid_overwrite,
-        content_length=args.content_length,
+        expires_in=item.expires_in,
+        content_type=item.content_type,
+        max_size=item.max_size,
+        forbid_overwrite=item.forbid_overwrite,
+        content_length=item.content_length,
     )
     return presigned.to_dict()
 
@@ -200,7 +229,11 @@ def _error_document(error: SatchelError) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
-    """Run `issue` or `presign`: JSON on stdout and exit 0, or the error as JSON on stderr."""
+    """Run `issue` or `presign`: JSON on stdout and exit 0, or the error as JSON on stderr.
+
+    With several keys the list goes to stdout whatever its items' outcomes, and the exit
+    status is 1 when any item was refused.
+    """
     try:
         client = client_from(args, os.environ if environ is None else environ)
     except UsageError as exc:
@@ -215,7 +248,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> i
     # The output holds secrets by design (this is how a human asks for a token); it goes to
     # stdout only, never to a log.
     print(json.dumps(result, indent=2))
-    return EXIT_OK
+    refused = isinstance(result, list) and any("error" in item for item in result)
+    return EXIT_CALL_FAILED if refused else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
