@@ -59,7 +59,11 @@ async def test_each_version_lists_and_describes_the_api(
         "grpc.reflection.v1alpha.ServerReflection",
     } <= names
     api = files(described)["satchel/v1/token_service.proto"]
-    assert [m.name for m in api.service[0].method] == ["IssueToken", "PresignObject"]
+    assert [m.name for m in api.service[0].method] == [
+        "IssueToken",
+        "PresignObject",
+        "PresignObjects",
+    ]
 
 
 @pytest.mark.asyncio

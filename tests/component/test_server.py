@@ -54,6 +54,11 @@ async def test_reflection_lists_and_describes_token_service(server: SatchelServe
     assert methods == {
         "IssueToken": ("satchel.v1.IssueTokenRequest", "satchel.v1.IssueTokenResponse"),
         "PresignObject": ("satchel.v1.PresignObjectRequest", "satchel.v1.PresignObjectResponse"),
+        # Its response imports google/rpc/status.proto: reflection serves that file too.
+        "PresignObjects": (
+            "satchel.v1.PresignObjectsRequest",
+            "satchel.v1.PresignObjectsResponse",
+        ),
     }
 
 
