@@ -110,12 +110,14 @@ async def test_a_bad_item_is_refused_alone_with_its_status_and_field(stack: Stac
         item("no-method.dat", pb.HTTP_METHOD_UNSPECIFIED),
         item("x.dat", pb.HTTP_METHOD_GET, forbid_overwrite=True),
         item("late.dat", pb.HTTP_METHOD_GET, expires_in=Duration(seconds=0)),
+        # Refused, never ignored, while this server cannot sign a PUT's size.
+        item("sized.dat", pb.HTTP_METHOD_PUT, content_length=10),
     )
     outcomes = [result.WhichOneof("outcome") for result in answer.results]
-    assert outcomes == ["presigned", "error", "presigned", "error", "error", "error"]
+    assert outcomes == ["presigned", "error", "presigned", "error", "error", "error", "error"]
     assert answer.results[0].presigned.key == "players/p1/good-1.dat"
     assert answer.results[2].presigned.key == "players/p1/good-2.dat"
-    refused = {index: answer.results[index].error for index in (1, 3, 4, 5)}
+    refused = {index: answer.results[index].error for index in (1, 3, 4, 5, 6)}
     assert {i: e.code for i, e in refused.items()} == dict.fromkeys(
         refused, code_pb2.INVALID_ARGUMENT
     )
@@ -125,6 +127,7 @@ async def test_a_bad_item_is_refused_alone_with_its_status_and_field(stack: Stac
         3: ["items[3].method"],
         4: ["items[4].forbid_overwrite"],
         5: ["items[5].expires_in"],
+        6: ["items[6].content_length"],
     }
     assert refused[1].message == "items[1].key: must not contain '.' or '..' segments"
 

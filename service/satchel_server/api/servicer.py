@@ -195,6 +195,10 @@ class TokenService(pb_grpc.TokenServiceServicer):
         """The item validated and allowed by the caller's grant, or why it is refused."""
         record = call.item()
         try:
+            if item.HasField("content_length"):
+                # The API carries it; until presigning signs a PUT's size, asking for one
+                # must not hand out a URL that accepts any size.
+                raise InvalidArgument("content_length", "is not supported by this server yet")
             validated = validate_presign_item(
                 subject,
                 key=item.key,
