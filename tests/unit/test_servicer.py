@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import grpc
 import pytest
 import pytest_asyncio
+from google.rpc import code_pb2, error_details_pb2
 from support.fakes import FakeClock, ScriptedSts
 from support.scopes import make_scope
 
@@ -107,3 +108,34 @@ async def test_a_presign_answer_expires_exactly_when_its_url_does() -> None:
                 assert answer.method == pb.HTTP_METHOD_GET
     finally:
         await server.stop(None)
+
+
+@pytest.mark.asyncio
+async def test_an_item_the_presigner_cannot_serve_gets_unavailable_with_a_retry_hint() -> None:
+    clock = FakeClock()
+    scope = make_scope()  # signs with STS credentials: none fetched yet (never started)
+    signer = ScopeRefresher(scope, ScriptedSts(clock), TokenBucket(1), None)
+    presigner = Presigner({scope.name: scope}, ScopeSigningCredentials({scope.name: signer}), clock)
+    server = grpc.aio.server()
+    service = TokenService({scope.name: scope}, presigner=presigner)
+    pb_grpc.add_TokenServiceServicer_to_server(service, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    items = [
+        pb.PresignItem(key="a.bin", method=pb.HTTP_METHOD_GET),
+        pb.PresignItem(key="../b", method=pb.HTTP_METHOD_GET),
+    ]
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.TokenServiceStub(channel)
+            answer = await stub.PresignObjects(
+                pb.PresignObjectsRequest(player_id="p1", items=items), timeout=5
+            )
+    finally:
+        await server.stop(None)
+    unavailable, invalid = (result.error for result in answer.results)
+    assert (unavailable.code, invalid.code) == (code_pb2.UNAVAILABLE, code_pb2.INVALID_ARGUMENT)
+    [detail] = unavailable.details
+    retry = error_details_pb2.RetryInfo()
+    assert detail.Unpack(retry)
+    assert retry.retry_delay.seconds == 1
