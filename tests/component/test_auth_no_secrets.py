@@ -67,7 +67,7 @@ async def test_no_secret_token_or_signature_reaches_any_log_or_audit_line(
     eu = dataclasses.replace(
         DEFAULT_CALLERS[0],
         rate_per_second=0.001,
-        burst=10,  # exactly the successful calls below
+        burst=11,  # exactly the successful calls below
         scopes={"dev": dataclasses.replace(EU_GRANT, methods=("GET", "PUT", "HEAD", "POST"))},
     )
     settings = auth_settings(emulator, audit_file, callers=(eu, DEFAULT_CALLERS[1]))
@@ -102,6 +102,22 @@ async def test_no_secret_token_or_signature_reaches_any_log_or_audit_line(
             timeout=10,
         )
         secrets |= secrets_of_presigned(form)
+        batch = await stack.stub.PresignObjects(
+            pb.PresignObjectsRequest(
+                player_id="eu-1",
+                items=[
+                    pb.PresignItem(key="gallery/1.png", method=pb.HTTP_METHOD_GET),
+                    pb.PresignItem(key="gallery/2.png", method=pb.HTTP_METHOD_PUT),
+                    pb.PresignItem(key="gallery/3.png", method=pb.HTTP_METHOD_POST),
+                    pb.PresignItem(key="gallery/4.png", method=pb.HTTP_METHOD_DELETE),
+                ],
+            ),
+            metadata=auth,
+            timeout=10,
+        )
+        assert [r.WhichOneof("outcome") for r in batch.results] == ["presigned"] * 3 + ["error"]
+        for result in batch.results[:3]:
+            secrets |= secrets_of_presigned(result.presigned)
         refusals = [
             (pb.IssueTokenRequest(player_id="eu-1"), bearer(forged)),
             (pb.IssueTokenRequest(player_id="eu-1"), bearer(EU_OLD_KEY)),
@@ -123,7 +139,7 @@ async def test_no_secret_token_or_signature_reaches_any_log_or_audit_line(
         "RESOURCE_EXHAUSTED",
     ]
     lines = audit_file.read_text()
-    assert len(audit_lines(audit_file)) == 3 + 6 + 1 + 6  # one line per decision
+    assert len(audit_lines(audit_file)) == 3 + 6 + 1 + 4 + 6  # one line per decision
     records = "\n".join(
         f"{record.name} {record.levelname} {record.getMessage()} {record.exc_text or ''}"
         for record in caplog.records
