@@ -6,9 +6,9 @@ Each handler runs its work inside `CallPipeline.call(rpc, context)`, which:
 - names the caller from a bearer key or client certificate (UNAUTHENTICATED,
   with no hint, when it cannot);
 - hands the handler the call's audit record, to fill in what was asked and
-  what was handed out;
-- turns a domain error into its status (api.status), and writes the call's one
-  audit line, before that status leaves;
+  what was handed out (item by item, for a call of several items);
+- turns a domain error into its status (api.status), and writes the call's
+  audit lines (one, or one per item), before that status leaves;
 - counts and times the call.
 
 Health and reflection do not go through it, so they are neither gated,
@@ -152,7 +152,7 @@ class CallPipeline:
         return authenticator.identify(authorization, sans)
 
     def _finished(self, record: CallRecord, status: str, started: float) -> None:
-        """The one place a call's audit line is written and its outcome counted."""
+        """The one place a call's audit lines are written and its outcome counted."""
         if self._audit is not None:
             self._audit.write(record, status)
         self._stats.in_flight -= 1
