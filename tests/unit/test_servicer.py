@@ -111,7 +111,9 @@ async def test_a_presign_answer_expires_exactly_when_its_url_does() -> None:
 
 
 @pytest.mark.asyncio
-async def test_an_item_the_presigner_cannot_serve_gets_unavailable_with_a_retry_hint() -> None:
+async def test_an_item_the_presigner_cannot_serve_gets_unavailable_with_a_retry_hint(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     clock = FakeClock()
     scope = make_scope()  # signs with STS credentials: none fetched yet (never started)
     signer = ScopeRefresher(scope, ScriptedSts(clock), TokenBucket(1), None)
@@ -139,3 +141,6 @@ async def test_an_item_the_presigner_cannot_serve_gets_unavailable_with_a_retry_
     retry = error_details_pb2.RetryInfo()
     assert detail.Unpack(retry)
     assert retry.retry_delay.seconds == 1
+    # Operators hear of the failure as of a failed call; the refusal only in the audit.
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == ["UpstreamUnavailable: presigning credentials are not ready yet"]

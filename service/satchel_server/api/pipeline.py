@@ -81,8 +81,8 @@ def _status_name(context: ServicerContext, error: BaseException | None) -> str:
     return grpc.StatusCode.UNKNOWN.name
 
 
-def _log_refusal(error: DomainError, code: grpc.StatusCode) -> None:
-    """What operators need to know about a failed call (never a secret)."""
+def log_refusal(error: DomainError, code: grpc.StatusCode) -> None:
+    """What operators need to know about a failed call or item (never a secret)."""
     if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.FAILED_PRECONDITION):
         log.error("%s: %s", type(error).__name__, getattr(error, "operator_message", error))
     elif code.name not in REFUSAL_STATUSES:  # the audit line records a refusal already
@@ -123,7 +123,7 @@ class CallPipeline:
             except DomainError as error:
                 status = rich_status(error)
                 record.refused(error)
-                _log_refusal(error, status.code)
+                log_refusal(error, status.code)
                 # The line is on record before the caller hears the answer.
                 self._finished(record, status.code.name, started)
                 # abort() replaces trailing metadata already set (the request id): send both.

@@ -20,7 +20,7 @@ from satchel.v1 import token_service_pb2 as pb
 from satchel.v1 import token_service_pb2_grpc as pb_grpc
 from satchel_server.access.admission import Admission
 from satchel_server.access.audit import CallRecord, ItemRecord
-from satchel_server.api.pipeline import CallPipeline, ServicerContext
+from satchel_server.api.pipeline import CallPipeline, ServicerContext, log_refusal
 from satchel_server.api.status import map_error, status_message
 from satchel_server.config import ScopeSettings
 from satchel_server.credentials.broker import CredentialBroker
@@ -236,7 +236,9 @@ class TokenService(pb_grpc.TokenServiceServicer):
 
     @staticmethod
     def _refused(error: DomainError, record: ItemRecord) -> pb.PresignResult:
-        record.refused(error, map_error(error).code.name)
+        code = map_error(error).code
+        record.refused(error, code.name)
+        log_refusal(error, code)
         return pb.PresignResult(error=status_message(error))
 
     def _presigned(
