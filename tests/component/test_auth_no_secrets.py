@@ -107,7 +107,9 @@ async def test_no_secret_token_or_signature_reaches_any_log_or_audit_line(
                 player_id="eu-1",
                 items=[
                     pb.PresignItem(key="gallery/1.png", method=pb.HTTP_METHOD_GET),
-                    pb.PresignItem(key="gallery/2.png", method=pb.HTTP_METHOD_PUT),
+                    pb.PresignItem(
+                        key="gallery/2.png", method=pb.HTTP_METHOD_PUT, content_length=9
+                    ),
                     pb.PresignItem(key="gallery/3.png", method=pb.HTTP_METHOD_POST),
                     pb.PresignItem(key="gallery/4.png", method=pb.HTTP_METHOD_DELETE),
                 ],

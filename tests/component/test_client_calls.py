@@ -79,13 +79,16 @@ async def test_presign_many_answers_each_item_in_order(
     stack: Stack, client: satchel.Client
 ) -> None:
     items = [
-        satchel.PresignItem("gallery/1.png", Method.PUT, content_type="image/png"),
+        satchel.PresignItem(
+            "gallery/1.png", Method.PUT, content_type="image/png", content_length=4
+        ),
         satchel.PresignItem("../x", Method.GET),
         satchel.PresignItem("gallery/1.png"),
     ]
     put, refused, get = await client.presign_many("p1", items)
     assert isinstance(put, satchel.Presigned)
     assert (put.method, put.key) == (Method.PUT, "players/p1/gallery/1.png")
+    assert put.headers["Content-Length"] == "4"
     assert isinstance(refused, satchel.InvalidArgumentError)
     assert [v.field for v in refused.field_violations] == ["items[1].key"]
     assert isinstance(get, satchel.Presigned)

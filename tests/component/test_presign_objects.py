@@ -6,6 +6,7 @@ Satchel + emulator in-process; the URLs are used with plain HTTP (aiohttp and ur
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -33,6 +34,7 @@ from satchel.v1 import token_service_pb2 as pb
 from satchel_server.config import LimitSettings
 from satchel_server.emulator.runner import Emulator
 from satchel_server.rules.scopes import MAX_PRESIGN_ITEMS
+from satchel_server.wiring import dev_settings
 
 __all__ = ["emulator"]
 
@@ -76,8 +78,13 @@ def urllib_call(method: str, url: str, body: bytes | None, headers: dict[str, st
 @pytest.mark.asyncio
 async def test_several_puts_then_gets_work_with_plain_http(stack: Stack) -> None:
     keys = [f"gallery/shot-{index}.png" for index in range(5)] + ["存档 1+1.sav"]
+    bodies = [f"body {index}".encode() for index in range(len(keys))]
     puts = await presign_many(
-        stack, *(item(key, pb.HTTP_METHOD_PUT, content_type="image/png") for key in keys)
+        stack,
+        *(
+            item(key, pb.HTTP_METHOD_PUT, content_type="image/png", content_length=len(body))
+            for key, body in zip(keys, bodies, strict=True)
+        ),
     )
     assert [r.WhichOneof("outcome") for r in puts.results] == ["presigned"] * len(keys)
     async with aiohttp.ClientSession() as http:
@@ -85,19 +92,18 @@ async def test_several_puts_then_gets_work_with_plain_http(stack: Stack) -> None
             put = result.presigned
             assert put.key == f"players/p1/{keys[index]}"
             assert put.location.prefix == "players/p1/"
-            status, _ = await call(
-                http, "PUT", put.url, f"body {index}".encode(), dict(put.headers)
-            )
+            status, _ = await call(http, "PUT", put.url, bodies[index], dict(put.headers))
             assert status == 200
         gets = await presign_many(stack, *(item(key, pb.HTTP_METHOD_GET) for key in keys))
         for index, result in enumerate(gets.results):
             assert result.presigned.method == pb.HTTP_METHOD_GET
-            assert await call(http, "GET", result.presigned.url) == (200, f"body {index}".encode())
+            assert await call(http, "GET", result.presigned.url) == (200, bodies[index])
     # urllib too: the URLs are plain HTTP, for any client.
     last = puts.results[0].presigned
-    await asyncio.to_thread(urllib_call, "PUT", last.url, b"again", dict(last.headers))
+    again = b"body 9"  # the size the URL signed, other bytes
+    await asyncio.to_thread(urllib_call, "PUT", last.url, again, dict(last.headers))
     body = await asyncio.to_thread(urllib_call, "GET", gets.results[0].presigned.url, None, {})
-    assert body == b"again"
+    assert body == again
 
 
 @pytest.mark.asyncio
@@ -106,17 +112,17 @@ async def test_a_bad_item_is_refused_alone_with_its_status_and_field(stack: Stac
         stack,
         item("good-1.dat", pb.HTTP_METHOD_GET),
         item("../p2/save.dat", pb.HTTP_METHOD_GET),
-        item("good-2.dat", pb.HTTP_METHOD_PUT),
+        item("good-2.dat", pb.HTTP_METHOD_PUT, content_length=10),
         item("no-method.dat", pb.HTTP_METHOD_UNSPECIFIED),
         item("x.dat", pb.HTTP_METHOD_GET, forbid_overwrite=True),
         item("late.dat", pb.HTTP_METHOD_GET, expires_in=Duration(seconds=0)),
-        # Refused, never ignored, while this server cannot sign a PUT's size.
-        item("sized.dat", pb.HTTP_METHOD_PUT, content_length=10),
+        item("unsized.dat", pb.HTTP_METHOD_PUT),  # a PUT must give its size
     )
     outcomes = [result.WhichOneof("outcome") for result in answer.results]
     assert outcomes == ["presigned", "error", "presigned", "error", "error", "error", "error"]
     assert answer.results[0].presigned.key == "players/p1/good-1.dat"
     assert answer.results[2].presigned.key == "players/p1/good-2.dat"
+    assert answer.results[2].presigned.headers["Content-Length"] == "10"  # signed
     refused = {index: answer.results[index].error for index in (1, 3, 4, 5, 6)}
     assert {i: e.code for i, e in refused.items()} == dict.fromkeys(
         refused, code_pb2.INVALID_ARGUMENT
@@ -187,7 +193,7 @@ async def test_grants_are_checked_per_item_and_each_item_audited(
             item("a.dat", pb.HTTP_METHOD_GET),
             item("a.dat", pb.HTTP_METHOD_DELETE),
             item("a//b", pb.HTTP_METHOD_GET),
-            item("b.dat", pb.HTTP_METHOD_PUT),
+            item("b.dat", pb.HTTP_METHOD_PUT, content_length=3),
             player_id="eu-1",
             metadata=bearer(EU_KEY),
         )
@@ -286,3 +292,25 @@ async def test_a_call_counts_once_against_the_player_rate_limit(
     ]
     assert all("rate limit" in line["reason"] for line in limited)
     assert len(audit_lines(audit)) == 1 + 50 + 50 + 3
+
+
+@pytest.mark.asyncio
+async def test_a_folder_quota_refuses_the_items_that_would_pass_it_alone(
+    emulator: Emulator,
+) -> None:
+    settings = dev_settings("127.0.0.1:0", emulator)
+    scope = dataclasses.replace(
+        settings.scopes["dev"], folder_quota_bytes=1000, default_permissions=("read", "list")
+    )
+    async with running_stack(emulator, dataclasses.replace(settings, scopes={"dev": scope})) as s:
+        answer = await presign_many(
+            s,
+            item("a.bin", pb.HTTP_METHOD_PUT, content_length=600),
+            item("b.bin", pb.HTTP_METHOD_PUT, content_length=600),  # 1200 > 1000
+            item("c.bin", pb.HTTP_METHOD_PUT, content_length=400),  # 1000: fits
+            item("a.bin", pb.HTTP_METHOD_GET),
+        )
+    outcomes = [result.WhichOneof("outcome") for result in answer.results]
+    assert outcomes == ["presigned", "error", "presigned", "presigned"]
+    assert answer.results[1].error.code == code_pb2.RESOURCE_EXHAUSTED
+    assert "quota" in answer.results[1].error.message

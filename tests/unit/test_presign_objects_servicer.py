@@ -86,6 +86,7 @@ KEYS = st.one_of(
 )
 ITEMS = st.builds(
     pb.PresignItem,
+    content_length=st.sampled_from([None, 0, 5, -1]),
     key=KEYS,
     method=st.sampled_from([*pb.HttpMethod.values(), 9]),
     expires_in=st.sampled_from([None, Duration(seconds=0), Duration(seconds=60)]),
@@ -110,6 +111,8 @@ def test_each_item_is_answered_as_presign_object_would_answer_it(
             setattr(single, name, getattr(item, name))
         if item.HasField("expires_in"):
             single.expires_in.CopyFrom(item.expires_in)
+        if item.HasField("content_length"):
+            single.content_length = item.content_length
         try:
             alone = stub.PresignObject(single, timeout=10)
         except grpc.RpcError as error:

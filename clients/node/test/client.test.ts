@@ -72,9 +72,9 @@ describe("satchel dev", () => {
   test("presigns many objects in one call, each answered or refused on its own", async () => {
     const keys = ["gallery/node-1.txt", "gallery/node-2.txt"];
     const puts = await client.presignMany("p1", [
-      { key: keys[0]!, method: "PUT", contentType: "text/plain" },
-      { key: "../p2/stolen.txt", method: "PUT" },
-      { key: keys[1]!, method: "PUT", contentType: "text/plain" },
+      { key: keys[0]!, method: "PUT", contentType: "text/plain", contentLength: "item 0".length },
+      { key: "../p2/stolen.txt", method: "PUT", contentLength: 1 },
+      { key: keys[1]!, method: "PUT", contentType: "text/plain", contentLength: "item 1".length },
     ]);
     assert.equal(puts.length, 3);
     const refusal = puts[1];

@@ -184,7 +184,7 @@ class TokenService(pb_grpc.TokenServiceServicer):
             if any(isinstance(outcome, PresignRequest) for outcome, _ in admitted):
                 self._admission.spend(call, subject)
             results = [
-                self._item_result(presigner, outcome, record, item.method)
+                await self._item_result(presigner, outcome, record, item.method)
                 for (outcome, record), item in zip(admitted, request.items, strict=True)
             ]
             return pb.PresignObjectsResponse(results=results)
@@ -195,10 +195,6 @@ class TokenService(pb_grpc.TokenServiceServicer):
         """The item validated and allowed by the caller's grant, or why it is refused."""
         record = call.item()
         try:
-            if item.HasField("content_length"):
-                # The API carries it; until presigning signs a PUT's size, asking for one
-                # must not hand out a URL that accepts any size.
-                raise InvalidArgument("content_length", "is not supported by this server yet")
             validated = validate_presign_item(
                 subject,
                 key=item.key,
@@ -207,6 +203,7 @@ class TokenService(pb_grpc.TokenServiceServicer):
                 content_type=item.content_type,
                 max_size=item.max_size,
                 forbid_overwrite=item.forbid_overwrite,
+                content_length=item.content_length if item.HasField("content_length") else None,
             )
         except InvalidArgument as error:
             return error.within(f"items[{record.index}]"), record
@@ -217,7 +214,7 @@ class TokenService(pb_grpc.TokenServiceServicer):
             return error, record
         return validated, record
 
-    def _item_result(
+    async def _item_result(
         self,
         presigner: Presigner,
         outcome: PresignRequest | DomainError,
@@ -227,6 +224,9 @@ class TokenService(pb_grpc.TokenServiceServicer):
         """The item presigned, or its refusal as a status; either way, noted in its record."""
         if isinstance(outcome, PresignRequest):
             try:
+                if self._quotas is not None:
+                    # As PresignObject: an upload is allowed (and counted) only if it fits.
+                    await self._quotas.admit(outcome)
                 presigned = presigner.presign(outcome)
             except DomainError as error:
                 return self._refused(error, record)

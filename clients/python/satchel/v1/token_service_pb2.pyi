@@ -495,10 +495,8 @@ class PresignItem(_message.Message):
     PresignObjectRequest.forbid_overwrite.
     """
     content_length: _builtins.int
-    """PUT only: the exact body size in bytes, for the URL to sign, so that OSS
-    refuses a body of any other size (the meaning PresignObjectRequest gives
-    the field of the same name). A server that cannot sign a PUT's size
-    refuses the item (INVALID_ARGUMENT naming it) rather than ignore it.
+    """PUT only, and required for it: the exact body size in bytes. Same rules
+    as PresignObjectRequest.content_length.
     """
     @_builtins.property
     def expires_in(self) -> _duration_pb2.Duration:

@@ -63,7 +63,11 @@ class TokenServiceStub:
     each item is what one PresignObject call would ask, and is answered or
     refused on its own, so one bad key does not fail the others. The call
     counts as one request against the per-player rate limit; the caller's
-    grants are checked per item, and each item is audited on its own line.
+    grants are checked per item, and each item is audited on its own line. In
+    a scope with a folder quota, uploads are admitted item by item, in order,
+    as separate PresignObject calls would be: an item that could take the
+    folder past the quota is refused (RESOURCE_EXHAUSTED), later ones that
+    fit are not.
 
     The call as a whole fails (with IssueToken's error model) only for what
     concerns every item: a bad player_id or scope, a caller that may not act
@@ -101,7 +105,11 @@ class TokenServiceAsyncStub(TokenServiceStub):
     each item is what one PresignObject call would ask, and is answered or
     refused on its own, so one bad key does not fail the others. The call
     counts as one request against the per-player rate limit; the caller's
-    grants are checked per item, and each item is audited on its own line.
+    grants are checked per item, and each item is audited on its own line. In
+    a scope with a folder quota, uploads are admitted item by item, in order,
+    as separate PresignObject calls would be: an item that could take the
+    folder past the quota is refused (RESOURCE_EXHAUSTED), later ones that
+    fit are not.
 
     The call as a whole fails (with IssueToken's error model) only for what
     concerns every item: a bad player_id or scope, a caller that may not act
@@ -154,7 +162,11 @@ class TokenServiceServicer(metaclass=_abc_1.ABCMeta):
         each item is what one PresignObject call would ask, and is answered or
         refused on its own, so one bad key does not fail the others. The call
         counts as one request against the per-player rate limit; the caller's
-        grants are checked per item, and each item is audited on its own line.
+        grants are checked per item, and each item is audited on its own line. In
+        a scope with a folder quota, uploads are admitted item by item, in order,
+        as separate PresignObject calls would be: an item that could take the
+        folder past the quota is refused (RESOURCE_EXHAUSTED), later ones that
+        fit are not.
 
         The call as a whole fails (with IssueToken's error model) only for what
         concerns every item: a bad player_id or scope, a caller that may not act
