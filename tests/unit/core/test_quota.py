@@ -79,13 +79,31 @@ async def test_overwriting_a_key_costs_only_what_it_could_grow() -> None:
         await gate.admit(upload("save", 801))
 
 
+async def test_a_smaller_upload_to_a_pending_key_keeps_the_larger_one_counted() -> None:
+    gate = quotas(FakeLister())
+    await gate.admit(upload("save", 600))
+    await gate.admit(upload("save", 100))  # the 600-byte URL still works: "save" may hold 600
+    with pytest.raises(QuotaExceeded):
+        await gate.admit(upload("other", 401))
+
+
+async def test_a_pending_keys_larger_upload_counts_against_its_next_one() -> None:
+    clock, lister = Seconds(), FakeLister()
+    gate = quotas(lister, clock)
+    await gate.admit(upload("save", 600))
+    lister.sizes[PREFIX + "other"] = 500  # landed (a write credential issued before the quota)
+    clock.now += USAGE_FRESH_SECONDS + 1
+    with pytest.raises(QuotaExceeded, match="could hold 1100 bytes"):
+        await gate.admit(upload("save", 100))  # 500 + the 600 "save" may still become
+
+
 async def test_fifty_concurrent_presigns_never_promise_past_the_quota() -> None:
     lister = FakeLister({PREFIX + "old.dat": 250})
     lister.release = asyncio.Event()
     gate = quotas(lister)
     asked = [gate.admit(upload(f"k{i}", 100)) for i in range(50)]
     results = asyncio.gather(*asked, return_exceptions=True)
-    await asyncio.sleep(0)
+    await lister.called.wait()  # the lookup is under way, the burst waiting on it
     lister.release.set()
     outcomes = await results
     allowed = [o for o in outcomes if o is None]
