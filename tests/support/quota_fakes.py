@@ -81,6 +81,7 @@ def upload(
     player: str = "p1",
     method: HttpMethod = HttpMethod.PUT,
     scope: ScopeSettings = SCOPE,
+    expires: int = 600,
 ) -> PresignRequest:
     put = method is HttpMethod.PUT
     return validate_presign_request(
@@ -89,7 +90,7 @@ def upload(
         player_id=player,
         key=key,
         method=method,
-        expires_seconds=600,
+        expires_seconds=expires,
         content_type="",
         max_size=0 if put or method is not HttpMethod.POST else size,
         forbid_overwrite=False,

@@ -97,6 +97,17 @@ async def test_a_pending_keys_larger_upload_counts_against_its_next_one() -> Non
         await gate.admit(upload("save", 100))  # 500 + the 600 "save" may still become
 
 
+async def test_a_shorter_lived_upload_to_a_pending_key_keeps_the_longer_one_counted() -> None:
+    clock, lister = Seconds(), FakeLister()
+    gate = quotas(lister, clock)
+    await gate.admit(upload("save", 600, expires=1800))
+    await gate.admit(upload("save", 600, expires=60))
+    # Listed once the short URL could have landed, while the long one still works.
+    clock.now += 60 + LANDING_ALLOWANCE_SECONDS + 1
+    with pytest.raises(QuotaExceeded):
+        await gate.admit(upload("other", 401))
+
+
 async def test_fifty_concurrent_presigns_never_promise_past_the_quota() -> None:
     lister = FakeLister({PREFIX + "old.dat": 250})
     lister.release = asyncio.Event()
