@@ -17,7 +17,13 @@ import pytest
 from support.processes import REPO_ROOT
 from support.redis_server import find_server_binary
 
-FLEET_TESTS = ("tests/component/test_fleet.py", "tests/component/test_fleet_parts.py")
+FLEET_TESTS = (
+    "tests/component/test_fleet.py",
+    "tests/component/test_fleet_parts.py",
+    "tests/component/test_fleet_quota.py",
+)
+# Modules that use Redis but not for what the fleet shares (run once, on whichever server).
+NOT_FLEET = {"tests/component/test_doctor.py": "doctor's Redis check: a connection, no Lua"}
 
 
 def path_without_redis_server() -> str:
@@ -44,6 +50,16 @@ def test_redis_server_on_path_comes_first(tmp_path: Path) -> None:
     own.chmod(0o755)
     assert find_server_binary(str(tmp_path)) == own
     assert find_server_binary(str(tmp_path / "empty")) == bundled_server()
+
+
+def test_every_module_that_starts_redis_is_run_on_the_bundled_server() -> None:
+    using = {
+        str(module.relative_to(REPO_ROOT))
+        for module in (REPO_ROOT / "tests" / "component").glob("test_*.py")
+        if module.name != Path(__file__).name
+        and "from component.redis_fixtures import" in module.read_text()
+    }
+    assert using == set(FLEET_TESTS) | set(NOT_FLEET)
 
 
 def test_the_fleet_tests_pass_on_the_bundled_server() -> None:
