@@ -644,7 +644,38 @@ def _build_scopes(table: object) -> dict[str, ScopeSettings]:
         scopes[only.name] = dataclasses.replace(only, default=True)
     elif len(defaults) != 1:
         raise ConfigError("scopes", f"exactly one scope must say default = true, not {defaults}")
+    _check_quota_folders_apart(scopes)
     return scopes
+
+
+def _folders_may_meet(one: ScopeSettings, other: ScopeSettings) -> bool:
+    """Whether a player folder of one scope can hold, or lie in, a folder of the other."""
+    if one.bucket != other.bucket:
+        return False
+    head, _, tail = one.prefix_template.partition(PLAYER_PLACEHOLDER)
+    other_head, _, other_tail = other.prefix_template.partition(PLAYER_PLACEHOLDER)
+    if head == other_head and tail.startswith("/") and other_tail.startswith("/"):
+        # A player id holds no '/': the folders meet only for one id, and only when
+        # one tail extends the other ("players/{id}/" holds "players/{id}/shots/").
+        return tail.startswith(other_tail) or other_tail.startswith(tail)
+    # "players/{id}/" holds "players/vip/{id}/" (the id "vip"); unequal heads that
+    # neither extends are apart.
+    return head.startswith(other_head) or other_head.startswith(head)
+
+
+def _check_quota_folders_apart(scopes: Mapping[str, ScopeSettings]) -> None:
+    """A folder quota counts what its own scope presigns: no other scope may write there."""
+    for scope in scopes.values():
+        if not scope.folder_quota_bytes:
+            continue
+        for other in scopes.values():
+            if other.name != scope.name and _folders_may_meet(scope, other):
+                raise ConfigError(
+                    f"scopes.{scope.name}.folder_quota_bytes",
+                    f"scope {other.name!r} reaches the same player folders in bucket "
+                    f"{scope.bucket!r}, and its uploads would not count against this quota; "
+                    "give the scopes prefix templates that do not overlap",
+                )
 
 
 def _build_callers(table: object) -> dict[str, CallerSettings]:

@@ -294,3 +294,42 @@ def test_an_item_error_names_its_field_from_the_request_root() -> None:
     nested = caught.value.within("items[7]")
     assert (nested.field, nested.rule) == ("items[7].key", caught.value.rule)
     assert str(nested) == f"items[7].key: {caught.value.rule}"
+
+
+def two_scopes(quota_template: str, other_template: str, other_bucket: str = "game-saves") -> dict:
+    quota = {**QUOTA_SCOPE_TABLE, "prefix_template": quota_template, "default": True}
+    other = {**QUOTA_SCOPE_TABLE, "folder_quota_bytes": 0, "bucket": other_bucket}
+    return {"scopes": {"saves": quota, "shots": {**other, "prefix_template": other_template}}}
+
+
+@pytest.mark.parametrize(
+    ("quota_template", "other_template"),
+    [
+        ("players/{player_id}/", "players/{player_id}/"),  # the same folders
+        ("players/{player_id}/", "players/{player_id}/shots/"),  # inside the quota's
+        ("players/{player_id}/saves/", "players/{player_id}/"),  # around the quota's
+        ("players/{player_id}/", "players/vip/{player_id}/"),  # inside player "vip"'s
+        ("p{player_id}/", "{player_id}/"),  # player "px" there is player "x" here
+    ],
+)
+def test_no_other_scope_may_write_into_a_quota_scopes_folders(
+    quota_template: str, other_template: str
+) -> None:
+    with pytest.raises(ConfigError, match="'shots' reaches the same player folders") as caught:
+        settings_from_mapping(two_scopes(quota_template, other_template), {})
+    assert caught.value.key == "scopes.saves.folder_quota_bytes"
+
+
+@pytest.mark.parametrize(
+    ("quota_template", "other_template", "other_bucket"),
+    [
+        ("players/{player_id}/saves/", "players/{player_id}/shots/", "game-saves"),
+        ("saves/{player_id}/", "shots/{player_id}/", "game-saves"),
+        ("players/{player_id}/", "players/{player_id}/", "game-shots"),
+    ],
+)
+def test_scopes_with_folders_apart_may_sit_beside_a_quota(
+    quota_template: str, other_template: str, other_bucket: str
+) -> None:
+    settings = settings_from_mapping(two_scopes(quota_template, other_template, other_bucket), {})
+    assert settings.scopes["saves"].folder_quota_bytes == 1000
