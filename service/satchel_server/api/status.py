@@ -50,7 +50,7 @@ STATUS_TABLE: tuple[tuple[type[DomainError], grpc.StatusCode, str], ...] = (
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED, ""),  # message names the rule
     (RateLimited, grpc.StatusCode.RESOURCE_EXHAUSTED, ""),  # message names caller or player
     (QuotaExceeded, grpc.StatusCode.RESOURCE_EXHAUSTED, ""),  # message gives usage and quota
-    (UsageUnavailable, grpc.StatusCode.UNAVAILABLE, ""),  # message says why, RetryInfo when
+    (UsageUnavailable, grpc.StatusCode.UNAVAILABLE, ""),  # message says why; RetryInfo, when
     (
         UpstreamUnavailable,
         grpc.StatusCode.UNAVAILABLE,
