@@ -645,6 +645,7 @@ def _build_scopes(table: object) -> dict[str, ScopeSettings]:
     elif len(defaults) != 1:
         raise ConfigError("scopes", f"exactly one scope must say default = true, not {defaults}")
     _check_quota_folders_apart(scopes)
+    _check_players_apart(scopes)
     return scopes
 
 
@@ -661,6 +662,35 @@ def _folders_may_meet(one: ScopeSettings, other: ScopeSettings) -> bool:
     # "players/{id}/" holds "players/vip/{id}/" (the id "vip"); unequal heads that
     # neither extends are apart.
     return head.startswith(other_head) or other_head.startswith(head)
+
+
+def _other_players_may_meet(one: ScopeSettings, other: ScopeSettings) -> bool:
+    """Whether one player's folder in `one` can hold, or lie in, another player's in `other`.
+
+    Folders of the same player may nest ("players/{id}/" and "players/{id}/shots/"); a
+    player id that is a folder name of the other scope may not ("players/{id}/" against
+    "players/vip/{id}/": the player "vip" would reach every player of the other scope).
+    """
+    head, _, tail = one.prefix_template.partition(PLAYER_PLACEHOLDER)
+    other_head, _, other_tail = other.prefix_template.partition(PLAYER_PLACEHOLDER)
+    if one.bucket == other.bucket and head == other_head:
+        # A player id holds no '/': two ids' folders can meet only where the text from
+        # the id to the next '/' differs in length ("{id}-a/" holds id "x", "{id}/" id "x-a").
+        return tail.index("/") != other_tail.index("/")
+    return _folders_may_meet(one, other)
+
+
+def _check_players_apart(scopes: Mapping[str, ScopeSettings]) -> None:
+    """No scope's player folder may reach another player's folder of another scope."""
+    for scope in scopes.values():
+        for other in scopes.values():
+            if other.name != scope.name and _other_players_may_meet(scope, other):
+                raise ConfigError(
+                    f"scopes.{scope.name}.prefix_template",
+                    f"a player's folder can hold or lie in another player's folder of scope "
+                    f"{other.name!r} in bucket {scope.bucket!r}; give the scopes prefix "
+                    "templates with the same text before {player_id}, or ones apart",
+                )
 
 
 def _check_quota_folders_apart(scopes: Mapping[str, ScopeSettings]) -> None:

@@ -333,3 +333,57 @@ def test_scopes_with_folders_apart_may_sit_beside_a_quota(
 ) -> None:
     settings = settings_from_mapping(two_scopes(quota_template, other_template, other_bucket), {})
     assert settings.scopes["saves"].folder_quota_bytes == 1000
+
+
+# Prefix templates built from a few segments, and player ids that name those segments
+# (or extend them), so that any way two templates' folders can meet shows up.
+SEGMENTS = ("players", "vip", "p", "saves")
+PLAYER_IDS = ("x", "y", "x-a", *SEGMENTS, *(f"{s}-a" for s in SEGMENTS))
+TEMPLATES = st.builds(
+    lambda head, glue, tail: "".join(f"{s}/" for s in head) + glue + "{player_id}" + tail,
+    st.lists(st.sampled_from(SEGMENTS), max_size=2),
+    st.sampled_from(["", "p"]),
+    st.sampled_from(["/", "-a/", "/saves/", "/vip/"]),
+)
+
+
+def folders_of_other_players_meet(one: str, other: str) -> bool:
+    """Brute force: a folder of one player in `one` holds or lies in another's in `other`."""
+    for mine in PLAYER_IDS:
+        for theirs in PLAYER_IDS:
+            if mine == theirs:
+                continue
+            a = one.replace("{player_id}", mine)
+            b = other.replace("{player_id}", theirs)
+            if a.startswith(b) or b.startswith(a):
+                return True
+    return False
+
+
+@settings(max_examples=300)
+@given(one=TEMPLATES, other=TEMPLATES)
+def test_scopes_on_one_bucket_never_let_a_player_reach_another_players_folder(
+    one: str, other: str
+) -> None:
+    scopes = two_scopes(one, other)
+    scopes["scopes"]["saves"]["folder_quota_bytes"] = 0
+    if folders_of_other_players_meet(one, other):
+        with pytest.raises(ConfigError, match="another player's folder") as caught:
+            settings_from_mapping(scopes, {})
+        assert caught.value.key.endswith(".prefix_template")
+    elif one == other:
+        settings_from_mapping(scopes, {})  # the same folders, another set of rules: fine
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("players/{player_id}/", "players/{player_id}/"),
+        ("players/{player_id}/", "players/{player_id}/shots/"),  # the same player's, nested
+        ("saves/{player_id}/", "shots/{player_id}/"),
+    ],
+)
+def test_scopes_whose_players_stay_apart_load(one: str, other: str) -> None:
+    scopes = two_scopes(one, other)
+    scopes["scopes"]["saves"]["folder_quota_bytes"] = 0
+    assert set(settings_from_mapping(scopes, {}).scopes) == {"saves", "shots"}
