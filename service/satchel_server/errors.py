@@ -98,6 +98,10 @@ class UpstreamDeadline(DomainError):
     retryable = True
 
 
+class UsageDeadline(UpstreamDeadline):
+    """The caller's deadline ran out before OSS listed the folder an upload goes to."""
+
+
 class UpstreamRejected(DomainError):
     """STS refused for a reason an operator must fix (role, trust, key, clock).
 

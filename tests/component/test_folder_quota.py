@@ -157,3 +157,17 @@ async def test_issue_token_refuses_write_in_a_quota_scope(stack: Stack) -> None:
     assert "PresignObject" in (refused.value.details() or "")
     reader = await stack.stub.IssueToken(pb.IssueTokenRequest(player_id="p1"), timeout=10)
     assert sorted(reader.permissions) == [pb.PERMISSION_READ, pb.PERMISSION_LIST]
+
+
+async def test_a_folder_lookup_is_held_to_the_servers_deadline_cap(emulator: Emulator) -> None:
+    settings = dev_settings("127.0.0.1:0", emulator)
+    scope = dataclasses.replace(settings.scopes["dev"], folder_quota_bytes=QUOTA)
+    server = dataclasses.replace(settings.server, max_deadline_seconds=0.5)
+    settings = dataclasses.replace(settings, scopes={"dev": scope}, server=server)
+    async with running_stack(emulator, settings) as stack:
+        # OSS answers the listing long after the cap (and well inside the client's 10 s).
+        stack.emulator.faults.set("oss", FaultPlan(latency_s=3.0, count=1))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await presign_put(stack, "a.dat", 1)
+        assert refused.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert "listing the folder" in (refused.value.details() or "")

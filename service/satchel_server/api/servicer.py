@@ -161,7 +161,9 @@ class TokenService(pb_grpc.TokenServiceServicer):
             self._admission.admit(call, validated)
             if self._quotas is not None:
                 # An upload to a folder with a quota: allowed (and counted) only if it fits.
-                await self._quotas.admit(validated)
+                await self._quotas.admit(
+                    validated, deadline=deadline_of(context, self._max_deadline_seconds)
+                )
             presigned = self._presigner.presign(validated)
             call.handed_out(presigned.expiration)
             return self._presigned(validated, presigned, request.method)
@@ -183,8 +185,9 @@ class TokenService(pb_grpc.TokenServiceServicer):
             admitted = [self._admitted_item(call, subject, item) for item in request.items]
             if any(isinstance(outcome, PresignRequest) for outcome, _ in admitted):
                 self._admission.spend(call, subject)
+            deadline = deadline_of(context, self._max_deadline_seconds)
             results = [
-                await self._item_result(presigner, outcome, record, item.method)
+                await self._item_result(presigner, outcome, record, item.method, deadline)
                 for (outcome, record), item in zip(admitted, request.items, strict=True)
             ]
             return pb.PresignObjectsResponse(results=results)
@@ -220,13 +223,14 @@ class TokenService(pb_grpc.TokenServiceServicer):
         outcome: PresignRequest | DomainError,
         record: ItemRecord,
         method: pb.HttpMethod.ValueType,
+        deadline: float,
     ) -> pb.PresignResult:
         """The item presigned, or its refusal as a status; either way, noted in its record."""
         if isinstance(outcome, PresignRequest):
             try:
                 if self._quotas is not None:
                     # As PresignObject: an upload is allowed (and counted) only if it fits.
-                    await self._quotas.admit(outcome)
+                    await self._quotas.admit(outcome, deadline=deadline)
                 presigned = presigner.presign(outcome)
             except DomainError as error:
                 return self._refused(error, record)

@@ -30,6 +30,7 @@ from satchel_server.errors import (
     UpstreamDeadline,
     UpstreamRejected,
     UpstreamUnavailable,
+    UsageDeadline,
     UsageUnavailable,
 )
 
@@ -57,6 +58,7 @@ STATUS_TABLE: tuple[tuple[type[DomainError], grpc.StatusCode, str], ...] = (
         "credentials are temporarily unavailable (STS throttled, failing or unreachable); "
         "retry after the RetryInfo delay",
     ),
+    (UsageDeadline, grpc.StatusCode.DEADLINE_EXCEEDED, ""),  # message names the listing
     (
         UpstreamDeadline,
         grpc.StatusCode.DEADLINE_EXCEEDED,

@@ -55,7 +55,7 @@ from typing import Protocol
 
 from satchel_server.config import ScopeSettings
 from satchel_server.credentials.budget import TokenBucket
-from satchel_server.errors import DomainError, QuotaExceeded, UsageUnavailable
+from satchel_server.errors import DomainError, QuotaExceeded, UsageDeadline, UsageUnavailable
 from satchel_server.presigning.presigner import endpoint_of
 from satchel_server.presigning.signing_credentials import ScopeSigningCredentials
 from satchel_server.rules.scopes import PresignRequest
@@ -302,8 +302,11 @@ class FolderQuotas:
     def listings_held(self) -> int:
         return sum(folder.measured is not None for folder in self._folders.values())
 
-    async def admit(self, request: PresignRequest) -> None:
+    async def admit(self, request: PresignRequest, *, deadline: float | None = None) -> None:
         """Allow the upload `request` presigns, or raise QuotaExceeded / UsageUnavailable.
+
+        `deadline` (event-loop time): UsageDeadline when the folder's listing has not
+        come by then; the listing goes on for whoever else waits on it.
 
         Allowed, it is pending at once: the pending store checks and records it with no
         other upload to the folder in between, so concurrent uploads are counted one
@@ -313,7 +316,13 @@ class FolderQuotas:
         if not scope.folder_quota_bytes or request.upload_cap is None:
             return
         folder = self._folder((scope.name, request.player_id))
-        measured = await self._measured(folder, request)
+        try:
+            async with asyncio.timeout_at(deadline):
+                measured = await self._measured(folder, request)
+        except TimeoutError:
+            raise UsageDeadline(
+                "the deadline ran out while listing the folder to check its quota"
+            ) from None
         if not measured.listing.complete:
             self.stats.refused(scope.name)
             raise QuotaExceeded(

@@ -20,6 +20,7 @@ from satchel_server.errors import (
     UpstreamDeadline,
     UpstreamRejected,
     UpstreamUnavailable,
+    UsageDeadline,
     UsageUnavailable,
 )
 from satchel_server.sts.errors import classify, is_retryable
@@ -79,6 +80,7 @@ def test_every_sts_code_maps_to_its_status(
         (RateLimited("player", 0.4), S.RESOURCE_EXHAUSTED, 0.4, "this player; retry"),
         (QuotaExceeded("the folder would pass its quota"), S.RESOURCE_EXHAUSTED, None, "quota"),
         (UsageUnavailable("OSS did not answer the usage lookup", 2.0), S.UNAVAILABLE, 2.0, "OSS"),
+        (UsageDeadline("ran out while listing the folder"), S.DEADLINE_EXCEEDED, None, "listing"),
     ],
 )
 def test_every_domain_error_maps_to_a_status_and_a_message(

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from support.quota_fakes import PREFIX, QUOTA, FakeLister, Seconds, quotas, upload
 from support.scopes import make_scope
 
-from satchel_server.errors import QuotaExceeded, UsageUnavailable
+from satchel_server.errors import QuotaExceeded, UsageDeadline, UsageUnavailable
 from satchel_server.presigning.quota import (
     LANDING_ALLOWANCE_SECONDS,
     PENDING_KEPT_SECONDS,
@@ -236,3 +236,18 @@ async def test_a_listing_older_than_the_entries_kept_is_not_used() -> None:
     with pytest.raises(UsageUnavailable, match="too old") as refused:
         await asked
     assert refused.value.retry_after_seconds == USAGE_FRESH_SECONDS
+
+
+async def test_a_listing_past_the_callers_deadline_refuses_and_goes_on_for_others() -> None:
+    lister = FakeLister()
+    lister.release = asyncio.Event()
+    gate = quotas(lister)
+    loop = asyncio.get_running_loop()
+    waiting = asyncio.ensure_future(gate.admit(upload("b", 1)))  # no deadline: waits
+    # The outer timeout only keeps a broken admit from hanging the suite.
+    with pytest.raises(UsageDeadline, match="listing the folder"):
+        async with asyncio.timeout(30):
+            await gate.admit(upload("a", 1), deadline=loop.time())
+    lister.release.set()
+    await waiting  # the shared listing was not cancelled with the caller that gave up
+    assert len(lister.queries) == 1
