@@ -86,7 +86,7 @@ async def test_fifty_concurrent_presigns_across_three_replicas_keep_the_bound(
         gates = [quotas(lister, pending=fleet.pending_uploads) for fleet in fleets]
         asked = [gates[i % 3].admit(upload(f"k{i}", 100)) for i in range(50)]
         results = asyncio.gather(*asked, return_exceptions=True)
-        await asyncio.sleep(0)  # every replica is waiting on its lookup
+        await lister.until_queried(3)  # every replica is waiting on its lookup
         lister.release.set()
         outcomes = await results
     # 250 + 7 x 100 <= 1000 < 250 + 8 x 100: the same bound as one replica's.

@@ -44,10 +44,18 @@ class FakeLister:
         self.fail: UsageUnavailable | None = None
         self.release: asyncio.Event | None = None
         self.called = asyncio.Event()  # set by the first lookup
+        self._queried = asyncio.Event()  # set by every lookup
+
+    async def until_queried(self, count: int) -> None:
+        """Return once `count` lookups have begun."""
+        while len(self.queries) < count:
+            self._queried.clear()
+            await self._queried.wait()
 
     async def list_folder(self, query: FolderQuery) -> FolderListing:
         self.queries.append(query)
         self.called.set()
+        self._queried.set()
         if self.release is not None:
             await self.release.wait()
         if self.fail is not None:
