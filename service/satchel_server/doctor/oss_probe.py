@@ -5,7 +5,6 @@ An answer is reduced to what a check needs: the HTTP status, OSS's error code an
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -23,6 +22,7 @@ from satchel_server.signing import (
     sign_header_v1,
     sign_header_v4,
 )
+from satchel_server.storage.error_body import oss_error
 
 ANSWER_BYTES = 64 * 1024
 TIMEOUT = aiohttp.ClientTimeout(total=10)
@@ -43,14 +43,6 @@ class OssAnswer:
         return f"HTTP {self.status} {self.code}".rstrip() + (
             f" ({self.message})" if self.message else ""
         )
-
-
-def _error_fields(body: bytes) -> tuple[str, str]:
-    try:
-        root = ET.fromstring(body)  # noqa: S314 - OSS's (or the emulator's) error document
-    except ET.ParseError:
-        return "", ""
-    return root.findtext("Code") or "", root.findtext("Message") or ""
 
 
 class OssProbe:
@@ -122,5 +114,5 @@ class OssProbe:
             return OssAnswer(0, "Unreachable", type(exc).__name__)
         if 200 <= status < 300:
             return OssAnswer(status, "", body=raw)
-        code, message = _error_fields(raw)
+        code, message = oss_error(raw)
         return OssAnswer(status, code, message, raw)

@@ -20,6 +20,7 @@ from satchel_server.errors import UsageUnavailable
 from satchel_server.presigning.quota import FolderListing, FolderQuery
 from satchel_server.signing import OssRequest, sign_header_v1, sign_header_v4
 from satchel_server.signing.encoding import pct
+from satchel_server.storage.error_body import oss_error
 
 PAGE_SIZE = 1000  # ListObjectsV2's most keys per page
 # A page of 1000 keys of up to 1023 bytes, url-encoded, with their metadata.
@@ -97,7 +98,7 @@ class OssFolderLister:
             ) from None
         if status != 200:
             raise _unavailable(
-                f"OSS answered the folder usage lookup with HTTP {status} {_error_code(raw)}"
+                f"OSS answered the folder usage lookup with HTTP {status} {oss_error(raw)[0]}"
             )
         if len(raw) > MAX_PAGE_BYTES:
             raise _unavailable("OSS answered the folder usage lookup with an oversized page")
@@ -138,11 +139,3 @@ def _parse_page(raw: bytes) -> tuple[dict[str, int], str]:
     if truncated and not token:
         raise ValueError("truncated without a continuation token")
     return sizes, token
-
-
-def _error_code(raw: bytes) -> str:
-    """OSS's error code from an error body, or '' (it is never a secret)."""
-    try:
-        return _text(ET.fromstring(raw[:65536]), "Code")  # noqa: S314
-    except ET.ParseError:
-        return ""
